@@ -1,0 +1,44 @@
+# Entry points: test, test-all, bench, conformance, lint, clean.
+# Each bootstraps a virtualenv ($(VENV)) with $(PYTHON) and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.uvloop_like-installed
+BENCH_STAMP := $(VENV)/.uvloop_like-bench
+SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py
+PYTEST_FLAGS ?= -q
+
+.PHONY: test test-unit test-debug test-all conformance bench lint clean dev
+
+dev: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) $(SOURCES)
+	$(PY) -m pip install -q 'setuptools>=64' wheel 'cffi>=1.15' 'pytest>=7' 'pytest-timeout>=2'
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(PY) -c "import uvloop_like, sys; print('uvloop_like on', sys.version.split()[0], 'libuv', uvloop_like.libuv_version())"
+	touch $(STAMP)
+
+test: test-unit test-debug conformance lint
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/conformance $(PYTEST_FLAGS)
+
+test-debug: $(STAMP)
+	PYTHONASYNCIODEBUG=1 $(PY) -m pytest tests --ignore=tests/conformance $(PYTEST_FLAGS)
+
+conformance: $(STAMP)
+	$(PY) -m pytest tests/conformance $(PYTEST_FLAGS)
+
+lint: $(STAMP)
+	$(PY) -m pip install -q 'ruff>=0.4'
+	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py
+
+bench: $(STAMP)
+	@test -f $(BENCH_STAMP) || { $(PY) -m pip install -q uvloop || echo "uvloop not installable here: benchmarking without it"; touch $(BENCH_STAMP); }
+	$(PY) -m bench
+
+clean:
+	rm -rf build dist *.egg-info uvloop_like/_uv*.so uvloop_like/_uv.c .venv .venv-* .pytest_cache

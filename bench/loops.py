@@ -1,0 +1,72 @@
+"""The loop implementations under comparison, and how a child process loads one.
+
+Only the child processes import uvloop or uvloop_like, one implementation each, so
+the two never share a process and the parent stays a plain CPython/PyPy process.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Callable, Dict
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSpec:
+    name: str  # column name
+    module: str  # module to import
+    factory: str  # its attribute that makes a new loop
+    loop_module_prefix: str  # the made loop's class must live under this module
+
+
+LOOPS: Dict[str, LoopSpec] = {
+    spec.name: spec
+    for spec in (
+        LoopSpec("stdlib", "asyncio", "new_event_loop", "asyncio"),
+        LoopSpec("uvloop", "uvloop", "new_event_loop", "uvloop"),
+        LoopSpec("uvloop_like", "uvloop_like", "new_event_loop", "uvloop_like"),
+    )
+}
+
+BASELINE = "stdlib"
+SUBJECT = "uvloop_like"
+
+
+def load(name: str) -> Callable[[], Any]:
+    """Import implementation ``name`` and return its checked loop factory.
+
+    The first loop made is checked to be the implementation's own class, so that a
+    fallback to the stdlib loop can never be benchmarked under another name.
+    """
+    spec = LOOPS[name]
+    module = importlib.import_module(spec.module)
+    factory: Callable[[], Any] = getattr(module, spec.factory)
+    loop = factory()
+    try:
+        cls = type(loop)
+        if not cls.__module__.startswith(spec.loop_module_prefix):
+            raise RuntimeError(f"{spec.module}.{spec.factory}() made a {cls.__module__}.{cls.__qualname__}")
+    finally:
+        loop.close()
+    return factory
+
+
+def describe(name: str) -> Dict[str, str]:
+    """Version facts about implementation ``name`` (imports it: call in a child)."""
+    spec = LOOPS[name]
+    module = importlib.import_module(spec.module)
+    factory = load(name)
+    loop = factory()
+    try:
+        info = {"loop_class": f"{type(loop).__module__}.{type(loop).__qualname__}"}
+    finally:
+        loop.close()
+    version = getattr(module, "__version__", None)
+    if version:
+        info["version"] = str(version)
+    libuv_version = getattr(module, "libuv_version", None)
+    if callable(libuv_version):
+        try:
+            info["libuv"] = str(libuv_version())
+        except Exception as exc:  # a describe failure must not hide the loop
+            info["libuv"] = f"? ({exc!r})"
+    return info

@@ -1,0 +1,283 @@
+"""cffi build script (API / out-of-line mode) for uvloop_like._uv.
+
+libuv is compiled from the vendored, pinned source tree (vendor/libuv/,
+fetched by vendor/fetch_libuv.py) into a static archive that is linked into
+the extension module: there is no runtime dependency on a system libuv.
+
+Distro packagers may opt into a system libuv instead:
+    UVLOOP_LIKE_SYSTEM_LIBUV=1 pip install .
+which uses pkg-config and needs libuv >= SYSTEM_LIBUV_MIN.
+
+The cdef below is declarations only, grouped by libuv area.  The C helpers it
+declares live in uvloop_like/_native/uvl.c.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from concurrent.futures import ThreadPoolExecutor
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "vendor"))
+import fetch_libuv  # noqa: E402
+
+SYSTEM_LIBUV_MIN = "1.44.0"
+
+# --- cdef: libuv, grouped by area ------------------------------------------
+
+CDEF_VERSION_ERRORS = """
+unsigned int uv_version(void);
+const char* uv_version_string(void);
+const char* uv_err_name(int err);
+const char* uv_strerror(int err);
+"""
+
+CDEF_LOOP_HANDLES = """
+typedef struct uv_loop_s uv_loop_t;
+
+typedef struct {
+    void *data;
+    uv_loop_t *loop;
+    ...;
+} uv_handle_t;
+
+typedef struct {
+    void *data;
+    ...;
+} uv_req_t;
+
+int uv_cancel(uv_req_t *req);
+int uv_is_active(const uv_handle_t *handle);
+int uv_is_closing(const uv_handle_t *handle);
+void uv_ref(uv_handle_t *handle);
+void uv_unref(uv_handle_t *handle);
+int uv_has_ref(const uv_handle_t *handle);
+uint64_t uv_now(const uv_loop_t *loop);
+void uv_update_time(uv_loop_t *loop);
+"""
+
+CDEF_POLL = """
+typedef struct {
+    void *data;
+    uv_loop_t *loop;
+    ...;
+} uv_poll_t;
+
+#define UV_READABLE ...
+#define UV_WRITABLE ...
+#define UV_DISCONNECT ...
+#define UV_PRIORITIZED ...
+
+int uv_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd);
+int uv_poll_stop(uv_poll_t *handle);
+"""
+
+CDEF_DNS = """
+typedef int... socklen_t;
+struct sockaddr { ...; };
+struct addrinfo {
+    int ai_flags;
+    int ai_family;
+    int ai_socktype;
+    int ai_protocol;
+    socklen_t ai_addrlen;
+    struct sockaddr *ai_addr;
+    char *ai_canonname;
+    struct addrinfo *ai_next;
+    ...;
+};
+
+typedef struct {
+    void *data;
+    uv_loop_t *loop;
+    struct addrinfo *addrinfo;
+    ...;
+} uv_getaddrinfo_t;
+
+typedef struct {
+    void *data;
+    uv_loop_t *loop;
+    char host[...];
+    char service[...];
+    ...;
+} uv_getnameinfo_t;
+
+void uv_freeaddrinfo(struct addrinfo *ai);
+const char *gai_strerror(int errcode);
+
+#define INET6_ADDRSTRLEN ...
+"""
+
+# uvloop_like's own helpers (uvloop_like/_native/uvl.c).
+CDEF_HELPERS = """
+#define UVL_EV_POLL ...
+#define UVL_EV_CLOSE ...
+#define UVL_EV_GETADDRINFO ...
+#define UVL_EV_GETNAMEINFO ...
+
+typedef struct {
+    void *owner;
+    int kind;
+    int status;
+    int events;
+} uvl_event_t;
+
+/* Starts with a uv_loop_t: ffi.cast("uv_loop_t *", l) is the libuv loop. */
+typedef struct {
+    uvl_event_t *events;
+    size_t nevents;
+    int overflow;
+    ...;
+} uvl_loop_t;
+
+int uvl_loop_init(uvl_loop_t *l);
+int uvl_run(uvl_loop_t *l, int64_t timeout_ms);
+int uvl_wakeup(uvl_loop_t *l);
+int uvl_loop_close(uvl_loop_t *l);
+
+int uvl_poll_start(uv_poll_t *handle, int events);
+void uvl_close(uv_handle_t *handle);
+
+int uvl_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req,
+                    const char *node, const char *service,
+                    int family, int socktype, int protocol, int flags);
+int uvl_sockaddr_info(const struct sockaddr *sa, char *host, size_t hostlen,
+                      int *port, unsigned int *flowinfo, unsigned int *scope_id);
+int uvl_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, int family,
+                    const char *host, int port, unsigned int flowinfo,
+                    unsigned int scope_id, int flags);
+"""
+
+CDEF = "".join([CDEF_VERSION_ERRORS, CDEF_LOOP_HANDLES, CDEF_POLL, CDEF_DNS, CDEF_HELPERS])
+
+
+# --- libuv sources ---------------------------------------------------------
+
+LIBUV_COMMON = [
+    "fs-poll.c", "idna.c", "inet.c", "random.c", "strscpy.c", "strtok.c",
+    "thread-common.c", "threadpool.c", "timer.c", "uv-common.c",
+    "uv-data-getter-setters.c", "version.c",
+]
+LIBUV_UNIX = [
+    "unix/async.c", "unix/core.c", "unix/dl.c", "unix/fs.c", "unix/getaddrinfo.c",
+    "unix/getnameinfo.c", "unix/loop-watcher.c", "unix/loop.c", "unix/pipe.c",
+    "unix/poll.c", "unix/process.c", "unix/random-devurandom.c", "unix/signal.c",
+    "unix/stream.c", "unix/tcp.c", "unix/thread.c", "unix/tty.c", "unix/udp.c",
+]
+LIBUV_PLATFORM = {
+    "linux": (
+        ["unix/linux.c", "unix/procfs-exepath.c", "unix/proctitle.c",
+         "unix/random-getrandom.c", "unix/random-sysctl-linux.c"],
+        ["_GNU_SOURCE", "_POSIX_C_SOURCE=200112"],
+        ["pthread", "dl", "rt"],
+    ),
+    "darwin": (
+        ["unix/proctitle.c", "unix/bsd-ifaddrs.c", "unix/kqueue.c",
+         "unix/random-getentropy.c", "unix/darwin-proctitle.c", "unix/darwin.c",
+         "unix/fsevents.c"],
+        ["_DARWIN_UNLIMITED_SELECT=1", "_DARWIN_USE_64_BIT_INODE=1"],
+        ["pthread"],
+    ),
+    "freebsd": (
+        ["unix/freebsd.c", "unix/posix-hrtime.c", "unix/bsd-proctitle.c",
+         "unix/bsd-ifaddrs.c", "unix/kqueue.c", "unix/random-getrandom.c"],
+        [],
+        ["pthread"],
+    ),
+}
+
+
+def _platform():
+    for name in LIBUV_PLATFORM:
+        if sys.platform.startswith(name):
+            return name
+    raise RuntimeError("uvloop_like does not know how to build libuv on %s" % sys.platform)
+
+
+def _run(cmd):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError("command failed: %s\n%s" % (" ".join(cmd), proc.stdout.decode(errors="replace")))
+
+
+def build_static_libuv():
+    """Compile vendor/libuv into build/libuv-<version>-<platform>/libuv.a (cached)."""
+    src_root = fetch_libuv.ensure(verbose=False)
+    plat = _platform()
+    extra_sources, defines, libraries = LIBUV_PLATFORM[plat]
+    defines = ["_FILE_OFFSET_BITS=64", "_LARGEFILE_SOURCE"] + defines
+    out_dir = os.path.join(HERE, "build", "libuv-%s-%s" % (fetch_libuv.LIBUV_VERSION, sysconfig.get_platform()))
+    archive = os.path.join(out_dir, "libuv.a")
+    if os.path.exists(archive):
+        return src_root, archive, libraries
+    os.makedirs(out_dir, exist_ok=True)
+    cc = os.environ.get("CC", "cc").split()
+    cflags = ["-O2", "-g0", "-fPIC", "-fno-strict-aliasing", "-std=gnu11", "-w"]
+    cflags += ["-D" + d for d in defines]
+    cflags += ["-I" + os.path.join(src_root, "include"), "-I" + os.path.join(src_root, "src")]
+    sources = LIBUV_COMMON + LIBUV_UNIX + extra_sources
+    objects = []
+
+    def compile_one(rel):
+        obj = os.path.join(out_dir, rel.replace("/", "_")[:-2] + ".o")
+        _run(cc + cflags + ["-c", os.path.join(src_root, "src", rel), "-o", obj])
+        return obj
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        objects = list(pool.map(compile_one, sources))
+    tmp = archive + ".tmp"
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    _run([os.environ.get("AR", "ar"), "rcs", tmp] + objects)
+    os.replace(tmp, archive)
+    return src_root, archive, libraries
+
+
+def _system_libuv():
+    def pkg(*args):
+        return subprocess.check_output(["pkg-config"] + list(args) + ["libuv"]).decode().split()
+    try:
+        subprocess.check_call(["pkg-config", "--atleast-version=" + SYSTEM_LIBUV_MIN, "libuv"])
+    except (OSError, subprocess.CalledProcessError):
+        raise RuntimeError("UVLOOP_LIKE_SYSTEM_LIBUV=1 needs pkg-config and libuv >= %s" % SYSTEM_LIBUV_MIN)
+    include_dirs = [f[2:] for f in pkg("--cflags-only-I")]
+    library_dirs = [f[2:] for f in pkg("--libs-only-L")]
+    libraries = [f[2:] for f in pkg("--libs-only-l")]
+    return dict(include_dirs=include_dirs, library_dirs=library_dirs, libraries=libraries)
+
+
+def _make_ffi():
+    ffi = FFI()
+    ffi.cdef(CDEF)
+    with open(os.path.join(HERE, "uvloop_like", "_native", "uvl.c")) as f:
+        helpers = f.read()
+    if os.environ.get("UVLOOP_LIKE_SYSTEM_LIBUV") == "1":
+        kwargs = _system_libuv()
+    else:
+        src_root, archive, libraries = build_static_libuv()
+        kwargs = dict(
+            include_dirs=[os.path.join(src_root, "include")],
+            extra_objects=[archive],
+            libraries=libraries,
+        )
+        if sys.platform.startswith("linux"):
+            # Keep libuv's symbols private to this module, so another libuv in
+            # the process (uvloop's, a system one) never interposes.
+            kwargs["extra_link_args"] = ["-Wl,--exclude-libs,ALL"]
+    ffi.set_source("uvloop_like._uv", helpers, **kwargs)
+    return ffi
+
+
+ffibuilder = _make_ffi()
+
+if __name__ == "__main__":
+    # Build in place: python build_ffi.py
+    ffibuilder.compile(tmpdir=os.path.join(HERE, "build", "cffi"), verbose=False)
+    import glob
+    import shutil
+    for path in glob.glob(os.path.join(HERE, "build", "cffi", "uvloop_like", "_uv*.so")):
+        shutil.copy(path, os.path.join(HERE, "uvloop_like"))

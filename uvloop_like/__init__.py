@@ -1,0 +1,94 @@
+"""uvloop_like: a drop-in asyncio event loop on libuv, through cffi.
+
+    import uvloop_like
+    uvloop_like.run(main())                                   # like asyncio.run
+    asyncio.Runner(loop_factory=uvloop_like.new_event_loop)   # 3.11+
+    uvloop_like.install()                                     # set the policy
+"""
+from __future__ import annotations
+
+import asyncio
+from asyncio import events as _events
+
+from . import _compat
+from ._uv import ffi as _ffi
+from ._uv import lib as _lib
+from .loop import Loop
+
+__version__ = "0.1.0"
+__all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run", "libuv_version"]
+
+
+def libuv_version() -> str:
+    """The version of the libuv linked into uvloop_like, e.g. "1.52.1"."""
+    return _ffi.string(_lib.uv_version_string()).decode("ascii")
+
+
+def new_event_loop() -> Loop:
+    """Return a new uvloop_like event loop."""
+    return Loop()
+
+
+class EventLoopPolicy(_events.BaseDefaultEventLoopPolicy):
+    """An asyncio event loop policy whose loops are uvloop_like loops.
+
+        asyncio.set_event_loop_policy(uvloop_like.EventLoopPolicy())
+    """
+
+    _loop_factory = Loop
+
+    def __repr__(self):
+        return "<uvloop_like.EventLoopPolicy>"
+
+
+def install() -> None:
+    """Make uvloop_like the loop asyncio creates (sets the event loop policy)."""
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def _cancel_all_tasks(loop):
+    to_cancel = asyncio.all_tasks(loop)
+    if not to_cancel:
+        return
+    for task in to_cancel:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*to_cancel, return_exceptions=True))
+    for task in to_cancel:
+        if task.cancelled():
+            continue
+        if task.exception() is not None:
+            loop.call_exception_handler({
+                "message": "unhandled exception during asyncio.run() shutdown",
+                "exception": task.exception(),
+                "task": task,
+            })
+
+
+def run(main, *, loop_factory=new_event_loop, debug=None, **run_kwargs):
+    """Run coroutine ``main`` on a new uvloop_like loop and return its result,
+    as ``asyncio.run`` does (it cancels leftover tasks, finalizes async
+    generators, shuts the default executor down, then closes the loop)."""
+    if _compat.PY312:
+        return asyncio.run(main, loop_factory=loop_factory, debug=debug, **run_kwargs)
+    if run_kwargs:
+        raise TypeError("run() got an unexpected keyword argument %r" % next(iter(run_kwargs)))
+    if _compat.PY311:
+        with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
+            return runner.run(main)
+    # 3.9 / 3.10: asyncio.run has no loop_factory; do what it does.
+    if _events._get_running_loop() is not None:
+        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
+    if not asyncio.iscoroutine(main):
+        raise ValueError("a coroutine was expected, got {!r}".format(main))
+    loop = loop_factory()
+    try:
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_all_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()

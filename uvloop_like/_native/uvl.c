@@ -1,0 +1,224 @@
+/* uvloop_like's C helpers, compiled into the cffi module with libuv.
+ *
+ * The loop core never calls into Python from inside uv_run.  Every libuv
+ * callback the core uses is one of the small C functions below: it records a
+ * completion (owner, kind, status, events) in a growable array on the loop,
+ * and Python drains that array once uv_run returns.  One C -> Python crossing
+ * per loop iteration instead of one per event (see docs/design.md).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define UVL_EV_POLL 1
+#define UVL_EV_CLOSE 2
+#define UVL_EV_GETADDRINFO 3
+#define UVL_EV_GETNAMEINFO 4
+
+typedef struct {
+    void *owner;    /* the Python owner's ffi handle (handle->data / req->data) */
+    int kind;       /* UVL_EV_* */
+    int status;     /* libuv status, 0 or a negative UV_E* code */
+    int events;     /* UV_READABLE | UV_WRITABLE ... for polls */
+} uvl_event_t;
+
+typedef struct {
+    uv_loop_t uv;           /* first member: a handle's ->loop is this struct */
+    uv_timer_t wake_timer;  /* bounds the poll wait by the earliest Python timer */
+    uv_async_t wakeup;      /* call_soon_threadsafe() wakes a sleeping loop */
+    uvl_event_t *events;
+    size_t nevents;
+    size_t capacity;
+    int overflow;           /* set when the events array could not grow */
+} uvl_loop_t;
+
+static void uvl_push(uv_loop_t *loop, void *owner, int kind, int status, int events)
+{
+    uvl_loop_t *l = (uvl_loop_t *)loop;
+    if (l->nevents == l->capacity) {
+        size_t cap = l->capacity ? l->capacity * 2 : 64;
+        uvl_event_t *grown = (uvl_event_t *)realloc(l->events, cap * sizeof(uvl_event_t));
+        if (grown == NULL) {
+            l->overflow = 1;
+            uv_stop(loop);
+            return;
+        }
+        l->events = grown;
+        l->capacity = cap;
+    }
+    l->events[l->nevents].owner = owner;
+    l->events[l->nevents].kind = kind;
+    l->events[l->nevents].status = status;
+    l->events[l->nevents].events = events;
+    l->nevents++;
+}
+
+static void uvl_noop_timer_cb(uv_timer_t *handle) { (void)handle; }
+static void uvl_noop_async_cb(uv_async_t *handle) { (void)handle; }
+
+static void uvl_poll_cb(uv_poll_t *handle, int status, int events)
+{
+    uvl_push(handle->loop, handle->data, UVL_EV_POLL, status, events);
+}
+
+static void uvl_close_cb(uv_handle_t *handle)
+{
+    uvl_push(handle->loop, handle->data, UVL_EV_CLOSE, 0, 0);
+}
+
+static void uvl_getaddrinfo_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    (void)res;  /* libuv also keeps it in req->addrinfo */
+    uvl_push(req->loop, req->data, UVL_EV_GETADDRINFO, status, 0);
+}
+
+static void uvl_getnameinfo_cb(uv_getnameinfo_t *req, int status,
+                               const char *hostname, const char *service)
+{
+    (void)hostname; (void)service;  /* both live in req->host / req->service */
+    uvl_push(req->loop, req->data, UVL_EV_GETNAMEINFO, status, 0);
+}
+
+static int uvl_loop_init(uvl_loop_t *l)
+{
+    int r = uv_loop_init(&l->uv);
+    if (r != 0)
+        return r;
+    r = uv_timer_init(&l->uv, &l->wake_timer);
+    if (r == 0)
+        r = uv_async_init(&l->uv, &l->wakeup, uvl_noop_async_cb);
+    if (r != 0) {
+        uv_loop_close(&l->uv);
+        return r;
+    }
+    l->events = NULL;
+    l->nevents = 0;
+    l->capacity = 0;
+    l->overflow = 0;
+    return 0;
+}
+
+/* One loop iteration.  timeout_ms < 0: block until an event; 0: poll without
+ * blocking; > 0: block at most that long (the earliest Python timer). */
+static int uvl_run(uvl_loop_t *l, int64_t timeout_ms)
+{
+    int r;
+    l->nevents = 0;
+    if (timeout_ms == 0)
+        return uv_run(&l->uv, UV_RUN_NOWAIT);
+    if (timeout_ms > 0) {
+        uv_update_time(&l->uv);
+        uv_timer_start(&l->wake_timer, uvl_noop_timer_cb, (uint64_t)timeout_ms, 0);
+    }
+    r = uv_run(&l->uv, UV_RUN_ONCE);
+    if (timeout_ms > 0)
+        uv_timer_stop(&l->wake_timer);
+    return r;
+}
+
+static int uvl_wakeup(uvl_loop_t *l)
+{
+    return uv_async_send(&l->wakeup);
+}
+
+/* Closes the core's own handles, lets libuv finish every close, and frees the
+ * loop.  Python has closed (and seen the close of) every handle it owns. */
+static int uvl_loop_close(uvl_loop_t *l)
+{
+    int r;
+    if (!uv_is_closing((uv_handle_t *)&l->wake_timer))
+        uv_close((uv_handle_t *)&l->wake_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&l->wakeup))
+        uv_close((uv_handle_t *)&l->wakeup, NULL);
+    uv_run(&l->uv, UV_RUN_DEFAULT);
+    r = uv_loop_close(&l->uv);
+    free(l->events);
+    l->events = NULL;
+    l->nevents = 0;
+    l->capacity = 0;
+    return r;
+}
+
+static int uvl_poll_start(uv_poll_t *handle, int events)
+{
+    return uv_poll_start(handle, events, uvl_poll_cb);
+}
+
+static void uvl_close(uv_handle_t *handle)
+{
+    if (!uv_is_closing(handle))
+        uv_close(handle, uvl_close_cb);
+}
+
+static int uvl_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req,
+                           const char *node, const char *service,
+                           int family, int socktype, int protocol, int flags)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = socktype;
+    hints.ai_protocol = protocol;
+    hints.ai_flags = flags;
+    return uv_getaddrinfo(loop, req, uvl_getaddrinfo_cb, node, service, &hints);
+}
+
+/* Writes the numeric host of an AF_INET/AF_INET6 sockaddr into host and
+ * returns its family; 0 for other families. */
+static int uvl_sockaddr_info(const struct sockaddr *sa, char *host, size_t hostlen,
+                             int *port, unsigned int *flowinfo, unsigned int *scope_id)
+{
+    if (sa == NULL)
+        return 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &in4->sin_addr, host, (socklen_t)hostlen) == NULL)
+            return -1;
+        *port = ntohs(in4->sin_port);
+        *flowinfo = 0;
+        *scope_id = 0;
+        return AF_INET;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)hostlen) == NULL)
+            return -1;
+        *port = ntohs(in6->sin6_port);
+        *flowinfo = ntohl(in6->sin6_flowinfo);
+        *scope_id = in6->sin6_scope_id;
+        return AF_INET6;
+    }
+    return 0;
+}
+
+static int uvl_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, int family,
+                           const char *host, int port, unsigned int flowinfo,
+                           unsigned int scope_id, int flags)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (family == AF_INET) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &in4->sin_addr) != 1)
+            return UV_EINVAL;
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        in6->sin6_flowinfo = htonl(flowinfo);
+        in6->sin6_scope_id = scope_id;
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+            return UV_EINVAL;
+    } else {
+        return UV_EAFNOSUPPORT;
+    }
+    return uv_getnameinfo(loop, req, uvl_getnameinfo_cb, (const struct sockaddr *)&ss, flags);
+}

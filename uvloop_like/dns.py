@@ -1,0 +1,121 @@
+"""getaddrinfo / getnameinfo on libuv's thread pool (uv_getaddrinfo).
+
+Arguments are checked as ``socket.getaddrinfo`` checks them, so bad input
+raises what stdlib raises; the few inputs libuv cannot express (a numeric
+check that needs a resolver, exotic sockaddr tuples) go to the default
+executor with ``socket.getnameinfo`` itself, exactly as stdlib does.
+"""
+from __future__ import annotations
+
+import operator
+import socket
+
+from .handles.dns import GetAddrInfoRequest, GetNameInfoRequest
+
+
+def _encode_host(host):
+    if host is None:
+        return None
+    if isinstance(host, str):
+        return host.encode("idna")
+    if isinstance(host, (bytes, bytearray)):
+        return bytes(host)
+    raise TypeError("getaddrinfo() argument 1 must be string or None")
+
+
+def _encode_port(port):
+    if port is None:
+        return None
+    if isinstance(port, int):
+        return str(port).encode("ascii")
+    if isinstance(port, str):
+        return port.encode("utf-8")
+    if isinstance(port, (bytes, bytearray)):
+        return bytes(port)
+    raise OSError("Int or String expected")
+
+
+def _gaierror(code):
+    from ._uv import ffi, lib
+
+    return socket.gaierror(code, ffi.string(lib.gai_strerror(code)).decode())
+
+
+async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
+    bhost = _encode_host(host)
+    bport = _encode_port(port)
+    family = operator.index(family)
+    type = operator.index(type)
+    proto = operator.index(proto)
+    flags = operator.index(flags)
+    if bhost is None and bport is None:
+        raise _gaierror(socket.EAI_NONAME)
+    if bhost == b"" or b"\0" in (bhost or b"") or b"\0" in (bport or b""):
+        # Edge cases libuv's own hostname handling treats differently from the
+        # C library: let socket.getaddrinfo decide, off the loop.
+        return await loop.run_in_executor(None, socket.getaddrinfo, host, port,
+                                          family, type, proto, flags)
+    fut = loop.create_future()
+
+    def done(result):
+        if loop.is_closed() or fut.done():
+            return
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+
+    req = GetAddrInfoRequest(loop, bhost, bport, family, type, proto, flags, done)
+    try:
+        return await fut
+    except BaseException:
+        req.cancel()
+        raise
+
+
+def _numeric_family(host):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError, TypeError):
+            continue
+        return family
+    return None
+
+
+async def getnameinfo(loop, sockaddr, flags=0):
+    family = None
+    if (isinstance(sockaddr, tuple) and len(sockaddr) in (2, 4)
+            and isinstance(sockaddr[0], str) and isinstance(flags, int)
+            and all(isinstance(x, int) for x in sockaddr[1:])):
+        family = _numeric_family(sockaddr[0])
+        if family == socket.AF_INET and len(sockaddr) != 2:
+            family = None
+        elif family is not None:
+            port = sockaddr[1]
+            flowinfo = sockaddr[2] if len(sockaddr) == 4 else 0
+            scope_id = sockaddr[3] if len(sockaddr) == 4 else 0
+            if not (0 <= port <= 0xFFFF and 0 <= flowinfo <= 0xFFFFF and 0 <= scope_id <= 0xFFFFFFFF
+                    and -(2 ** 31) <= flags < 2 ** 31):
+                family = None
+    if family is None:
+        # Names to resolve first, and malformed tuples: stdlib's own path, so
+        # the same result or the same exception.
+        return await loop.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
+    fut = loop.create_future()
+
+    def done(result):
+        if loop.is_closed() or fut.done():
+            return
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+
+    req = GetNameInfoRequest(loop, family, sockaddr[0].encode("ascii"), port, flowinfo, scope_id,
+                             flags, done)
+    try:
+        return await fut
+    except BaseException:
+        req.cancel()
+        raise

@@ -1,0 +1,1 @@
+"""One module per libuv handle kind; the only code that calls ``lib.uv_*``."""

@@ -1,0 +1,65 @@
+"""The lifecycle every libuv handle wrapper shares.
+
+Two lifetime rules, obeyed by every subclass:
+
+1. The ``uv_*_t`` struct is allocated with ``ffi.new`` and owned by the
+   wrapper.  From a successful ``uv_*_init`` until libuv has run the close
+   callback, the wrapper is referenced from ``loop._uv_handles``, so neither
+   the wrapper nor the struct can be freed while libuv may still touch it
+   (the garbage collector may run at any time, and PyPy frees nothing
+   promptly, so nothing here relies on reference counting).
+2. ``handle.data`` is an ``ffi.new_handle(self)`` that the wrapper keeps; the
+   C callbacks only copy that pointer into the loop's completion array, and
+   Python turns it back into the wrapper after ``uv_run`` returns.
+
+States: created -> active (after init) -> closing (uv_close called) ->
+closed (close callback seen).
+"""
+from __future__ import annotations
+
+from .._uv import ffi, lib
+
+
+class UVHandle:
+    """Owner of one ``uv_*_t`` (see module docstring for the rules)."""
+
+    __slots__ = ("_loop", "_ptr", "_data", "_state", "__weakref__")
+
+    CREATED, ACTIVE, CLOSING, CLOSED = range(4)
+
+    _ctype = "uv_handle_t *"
+
+    def __init__(self, loop):
+        self._loop = loop
+        self._ptr = ffi.new(self._ctype)
+        self._data = ffi.new_handle(self)
+        self._ptr.data = self._data
+        self._state = UVHandle.CREATED
+
+    def _activated(self):
+        """Call right after a successful ``uv_*_init``."""
+        self._state = UVHandle.ACTIVE
+        self._loop._uv_handles.add(self)
+
+    @property
+    def closed(self):
+        return self._state >= UVHandle.CLOSING
+
+    def close(self):
+        """Start closing the handle; idempotent.  Freed on the close callback."""
+        if self._state == UVHandle.ACTIVE:
+            self._state = UVHandle.CLOSING
+            lib.uvl_close(ffi.cast("uv_handle_t *", self._ptr))
+        elif self._state == UVHandle.CREATED:
+            self._state = UVHandle.CLOSED
+
+    def _on_close(self):
+        self._state = UVHandle.CLOSED
+        self._loop._uv_handles.discard(self)
+
+    def _on_poll(self, status, events):  # pragma: no cover - only polls get these
+        raise RuntimeError("%r got a poll event" % (self,))
+
+    def __repr__(self):
+        state = ("created", "active", "closing", "closed")[self._state]
+        return "<%s %s>" % (type(self).__name__, state)

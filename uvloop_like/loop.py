@@ -1,0 +1,918 @@
+"""uvloop_like.Loop: an asyncio event loop driven by libuv's ``uv_run``.
+
+One iteration (``_run_once``), in the order asyncio's own loop uses:
+
+1. block in ``uv_run`` (one ``UV_RUN_ONCE``/``UV_RUN_NOWAIT``) for at most the
+   time until the earliest Python timer; not at all if callbacks are ready;
+2. hand the completions libuv recorded (readiness of the selector that backs
+   add_reader/add_writer, DNS results, handle closes) to their owners, which
+   append callbacks to the ready queue;
+3. move every timer that is due by ``self.time()`` to the ready queue;
+4. run the callbacks that were ready at that point, FIFO; callbacks they
+   schedule run in the next iteration.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import errno
+import heapq
+import logging
+import math
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import warnings
+import weakref
+from asyncio import events as _events
+from asyncio import futures as _futures
+from asyncio import tasks as _tasks
+
+import asyncio
+
+from . import _compat, dns
+from .handles.core import LoopCore
+from .handles.poll import READABLE, PollHandle
+from .sockets import SocketOpsMixin
+
+logger = logging.getLogger("asyncio")
+
+Handle = _events.Handle
+TimerHandle = _events.TimerHandle
+
+# Longest single wait in uv_run, in ms (as stdlib's MAXIMUM_SELECT_TIMEOUT).
+_MAX_WAIT_MS = 24 * 3600 * 1000
+# Rebuild the timer heap when more than this many (and more than half) of its
+# entries are cancelled.
+_MIN_CANCELLED_TIMERS = 100
+_DEBUG_STACK_DEPTH = 10
+
+
+def _is_debug_mode():
+    return sys.flags.dev_mode or (
+        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG")))
+
+
+def _format_handle(handle):
+    callback = handle._callback
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, _tasks.Task):
+        return repr(owner)
+    return str(handle)
+
+
+def _run_until_complete_cb(fut):
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # The exception propagates out of run_forever by itself.
+            return
+    _futures._get_loop(fut).stop()
+
+
+def _check_callback(callback, method):
+    if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+        raise TypeError(f"coroutines cannot be used with {method}()")
+    if not callable(callback):
+        raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+
+def _check_signal(sig):
+    if not isinstance(sig, int):
+        raise TypeError(f"sig must be an int, not {sig!r}")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"invalid signal number {sig}")
+
+
+def _sighandler_noop(signum, frame):
+    """Dummy signal handler: the real work happens in the loop."""
+
+
+class _FdCallbacks:
+    """The reader and writer Handle registered for one descriptor."""
+
+    __slots__ = ("reader", "writer")
+
+    def __init__(self):
+        self.reader = None
+        self.writer = None
+
+
+class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
+    """An asyncio event loop on libuv.  Use it as any asyncio loop:
+    ``uvloop_like.run(main())`` or ``asyncio.Runner(loop_factory=uvloop_like.new_event_loop)``."""
+
+    def __init__(self):
+        self._closed = False
+        self._stopping = False
+        self._ready = collections.deque()      # Handles to run, FIFO
+        self._scheduled = []                   # heap of TimerHandles, by _when
+        self._timer_cancelled_count = 0        # cancelled TimerHandles still in the heap
+        self._thread_id = None                 # thread running run_forever, or None
+        self._clock_resolution = time.get_clock_info("monotonic").resolution
+        self._exception_handler = None
+        self._debug = False
+        self.set_debug(_is_debug_mode())
+        self.slow_callback_duration = 0.1
+        self._current_handle = None            # the Handle being run, in debug mode
+        self._task_factory = None
+        self._coroutine_origin_tracking_enabled = False
+        self._coroutine_origin_tracking_saved_depth = None
+        self._asyncgens = weakref.WeakSet()    # live async generators (for shutdown_asyncgens)
+        self._asyncgens_shutdown_called = False
+        self._executor_shutdown_called = False
+        self._default_executor = None
+        self._transports = weakref.WeakValueDictionary()  # fd -> transport owning it
+        self._signal_handlers = {}             # signum -> Handle
+        self._old_wakeup_fd = None             # what set_wakeup_fd replaced, while running
+        self._uv_handles = set()               # wrappers of open libuv handles (handles/base.py)
+        self._uv_requests = set()              # in-flight libuv requests (handles/dns.py)
+
+        self._core = LoopCore()
+        try:
+            # add_reader/add_writer register with a selector right away, as
+            # stdlib does; libuv watches the selector's own descriptor.  (libuv's
+            # per-fd uv_poll defers epoll_ctl to the next uv_run and aborts the
+            # process when the fd was closed meanwhile: see docs/design.md.)
+            self._selector = selectors.DefaultSelector()
+            self._fd_callbacks = {}            # fd -> _FdCallbacks
+            self._selector_poll = PollHandle(self, self._selector.fileno(), self._on_selector_ready)
+            self._selector_poll.start(READABLE)
+            # The self-pipe: signal.set_wakeup_fd writes signal numbers here.
+            self._ssock, self._csock = socket.socketpair()
+            self._ssock.setblocking(False)
+            self._csock.setblocking(False)
+            self._add_reader(self._ssock.fileno(), self._read_from_self)
+        except BaseException:
+            self._close_uv()
+            raise
+
+    def __repr__(self):
+        return (f"<{type(self).__name__} running={self.is_running()} "
+                f"closed={self.is_closed()} debug={self.get_debug()}>")
+
+    # --- running and stopping ------------------------------------------------
+
+    def _check_closed(self):
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_running(self):
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if _events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def run_forever(self):
+        """Run until stop() is called."""
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            _events._set_running_loop(self)
+            self._install_wakeup_fd()
+            run_once = self._run_once
+            while True:
+                run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            _events._set_running_loop(None)
+            self._restore_wakeup_fd()
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def run_until_complete(self, future):
+        """Run until the future (a Future, Task or coroutine) is done; return
+        its result or raise its exception."""
+        self._check_closed()
+        self._check_running()
+        new_task = not _futures.isfuture(future)
+        future = _tasks.ensure_future(future, loop=self)
+        if new_task:
+            # An exception raised by the coroutine is re-raised here: the
+            # task's "exception was never retrieved" log would be noise.
+            future._log_destroy_pending = False
+        future.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                # Mark the exception retrieved: it propagates from here.
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_run_until_complete_cb)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def stop(self):
+        """Stop after the callbacks that are ready now have run."""
+        self._stopping = True
+
+    def is_running(self):
+        return self._thread_id is not None
+
+    def is_closed(self):
+        return self._closed
+
+    def time(self):
+        """The loop's clock: time.monotonic(), as stdlib."""
+        return time.monotonic()
+
+    def close(self):
+        """Close the loop: drop pending callbacks, shut the default executor
+        down without waiting, close every libuv handle.  Idempotent."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug:
+            logger.debug("Close %r", self)
+        if self._signal_handlers:
+            if sys.is_finalizing():
+                warnings.warn(f"Closing the loop {self!r} on interpreter shutdown "
+                              f"stage, skipping signal handlers removal",
+                              ResourceWarning, source=self)
+                self._signal_handlers.clear()
+            else:
+                for sig in list(self._signal_handlers):
+                    self.remove_signal_handler(sig)
+        self._closed = True
+        self._ready.clear()
+        self._scheduled.clear()
+        self._timer_cancelled_count = 0
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+        self._close_uv()
+
+    def _close_uv(self):
+        """Close every libuv handle, wait for libuv to confirm, free the loop."""
+        core = getattr(self, "_core", None)
+        if core is None or core.closed:
+            return
+        selector = getattr(self, "_selector", None)
+        if selector is not None:
+            self._fd_callbacks = {}
+            selector.close()
+        for sock in (getattr(self, "_ssock", None), getattr(self, "_csock", None)):
+            if sock is not None:
+                sock.close()
+        for handle in list(self._uv_handles):
+            handle.close()
+        for req in list(self._uv_requests):
+            req.cancel()
+        # Close callbacks arrive on the next iteration; thread-pool requests
+        # (DNS) that already started must finish before libuv can be freed.
+        while self._uv_handles or self._uv_requests:
+            core.run_once(-1)
+            core.dispatch()
+        core.close()
+
+    def __del__(self, _warn=warnings.warn):
+        if not getattr(self, "_closed", True):
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    def _run_once(self):
+        ready = self._ready
+        scheduled = self._scheduled
+        core = self._core
+
+        if (self._timer_cancelled_count > _MIN_CANCELLED_TIMERS
+                and self._timer_cancelled_count * 2 > len(scheduled)):
+            live = []
+            for timer in scheduled:
+                if timer._cancelled:
+                    timer._scheduled = False
+                else:
+                    live.append(timer)
+            heapq.heapify(live)
+            self._scheduled = scheduled = live
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1
+                heapq.heappop(scheduled)._scheduled = False
+
+        if ready or self._stopping:
+            timeout_ms = 0
+        elif scheduled:
+            delay = scheduled[0]._when - self.time()
+            if delay > 0:
+                # Round up: waking early only costs an iteration, but never
+                # fire a timer before its time.  NaN and negatives mean 0.
+                timeout_ms = _MAX_WAIT_MS if delay * 1000 >= _MAX_WAIT_MS else math.ceil(delay * 1000)
+            else:
+                timeout_ms = 0
+        else:
+            timeout_ms = -1
+
+        core.run_once(timeout_ms)
+        if core.pending:
+            core.dispatch()
+
+        if scheduled:
+            end_time = self.time() + self._clock_resolution
+            while scheduled:
+                timer = scheduled[0]
+                if timer._when >= end_time:
+                    break
+                heapq.heappop(scheduled)
+                timer._scheduled = False
+                ready.append(timer)
+
+        # Run only what is ready now; what these schedule waits a turn.
+        ntodo = len(ready)
+        popleft = ready.popleft
+        if self._debug:
+            for _ in range(ntodo):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                try:
+                    self._current_handle = handle
+                    t0 = self.time()
+                    handle._run()
+                    dt = self.time() - t0
+                    if dt >= self.slow_callback_duration:
+                        logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
+                finally:
+                    self._current_handle = None
+        else:
+            for _ in range(ntodo):
+                handle = popleft()
+                if not handle._cancelled:
+                    handle._run()
+
+    # --- scheduling ----------------------------------------------------------
+
+    def _check_thread(self):
+        """In debug mode: the non-thread-safe API is used from the loop's thread."""
+        if self._thread_id is None:
+            return
+        if threading.get_ident() != self._thread_id:
+            raise RuntimeError("Non-thread-safe operation invoked on an event loop other "
+                               "than the current one")
+
+    def call_soon(self, callback, *args, context=None):
+        """Arrange for callback(*args) to run on the next iteration, after the
+        callbacks already scheduled (FIFO).  Returns an asyncio.Handle."""
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            _check_callback(callback, "call_soon")
+        handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """Like call_soon(), from any thread: wakes the loop if it sleeps."""
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            _check_callback(callback, "call_soon_threadsafe")
+        handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        self._ready.append(handle)
+        self._core.wakeup()
+        return handle
+
+    def _write_to_self(self):
+        # Name kept from asyncio: some libraries call it to wake the loop.
+        self._core.wakeup()
+
+    def call_later(self, delay, callback, *args, context=None):
+        """Arrange for callback(*args) to run after ``delay`` seconds (by
+        loop.time()).  Returns an asyncio.TimerHandle."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self.call_at(self.time() + delay, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        return timer
+
+    def call_at(self, when, callback, *args, context=None):
+        """Arrange for callback(*args) to run at loop time ``when``."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            _check_callback(callback, "call_at")
+        timer = TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle):
+        """TimerHandle.cancel() reports here; the heap is cleaned lazily."""
+        if handle._scheduled:
+            self._timer_cancelled_count += 1
+
+    def _add_callback(self, handle):
+        """Queue an existing Handle (readers, writers, signals)."""
+        if not handle._cancelled:
+            self._ready.append(handle)
+
+    # --- futures and tasks ---------------------------------------------------
+
+    def create_future(self):
+        return _futures.Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None):
+        """Schedule the execution of a coroutine; return a Task."""
+        self._check_closed()
+        if self._task_factory is None:
+            if context is None:
+                task = _tasks.Task(coro, loop=self, name=name)
+            elif _compat.TASK_HAS_CONTEXT:
+                task = _tasks.Task(coro, loop=self, name=name, context=context)
+            else:
+                raise TypeError("create_task() got an unexpected keyword argument 'context'")
+            if task._source_traceback:
+                del task._source_traceback[-1]
+        else:
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory):
+        """Set the factory create_task() uses: factory(loop, coro[, context=])."""
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self):
+        return self._task_factory
+
+    # --- debug ---------------------------------------------------------------
+
+    def get_debug(self):
+        return self._debug
+
+    def set_debug(self, enabled):
+        self._debug = enabled
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
+
+    def _set_coroutine_origin_tracking(self, enabled):
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(_DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self._coroutine_origin_tracking_saved_depth)
+        self._coroutine_origin_tracking_enabled = enabled
+
+    # --- exception handling --------------------------------------------------
+
+    def get_exception_handler(self):
+        return self._exception_handler
+
+    def set_exception_handler(self, handler):
+        """Set handler(loop, context) as the loop's exception handler; None
+        restores the default."""
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context):
+        """Log the context with the 'asyncio' logger, as stdlib does."""
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        else:
+            exc_info = False
+        if ("source_traceback" not in context and self._current_handle is not None
+                and self._current_handle._source_traceback):
+            context["handle_traceback"] = self._current_handle._source_traceback
+        lines = [message]
+        for key in sorted(context):
+            if key in ("message", "exception"):
+                continue
+            value = context[key]
+            if key == "source_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Object created at (most recent call last):\n" + tb.rstrip()
+            elif key == "handle_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Handle created at (most recent call last):\n" + tb.rstrip()
+            else:
+                value = repr(value)
+            lines.append(f"{key}: {value}")
+        logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context):
+        """Pass ``context`` to the exception handler; never raises (but for
+        SystemExit and KeyboardInterrupt)."""
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            ctx = None
+            thing = context.get("task")
+            if thing is None:
+                thing = context.get("future")
+            if thing is None:
+                thing = context.get("handle")
+            if _compat.PY312 and thing is not None and hasattr(thing, "get_context"):
+                ctx = thing.get_context()
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler({
+                    "message": "Unhandled error in exception handler",
+                    "exception": exc,
+                    "context": context,
+                })
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler while handling an "
+                             "unexpected error in custom exception handler", exc_info=True)
+
+    # --- async generators and executors --------------------------------------
+
+    def _asyncgen_finalizer_hook(self, agen):
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def _asyncgen_firstiter_hook(self, agen):
+        if self._asyncgens_shutdown_called:
+            warnings.warn(f"asynchronous generator {agen!r} was scheduled after "
+                          f"loop.shutdown_asyncgens() call", ResourceWarning, source=self)
+        self._asyncgens.add(agen)
+
+    async def shutdown_asyncgens(self):
+        """Close every async generator still open on this loop."""
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*[ag.aclose() for ag in closing], return_exceptions=True)
+        for result, agen in zip(results, closing):
+            if isinstance(result, Exception):
+                self.call_exception_handler({
+                    "message": f"an error occurred during closing of asynchronous generator {agen!r}",
+                    "exception": result,
+                    "asyncgen": agen,
+                })
+
+    async def shutdown_default_executor(self, timeout=None):
+        """Wait for the default executor's threads to finish (at most
+        ``timeout`` seconds, Python 3.12+'s argument, accepted everywhere)."""
+        self._executor_shutdown_called = True
+        if self._default_executor is None:
+            return
+        future = self.create_future()
+        thread = threading.Thread(target=self._do_shutdown, args=(future,))
+        thread.start()
+        try:
+            if timeout is None:
+                await future
+            else:
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+        except _compat.TimeoutError:
+            warnings.warn("The executor did not finishing joining "
+                          f"its threads within {timeout} seconds.",
+                          RuntimeWarning, stacklevel=2)
+            self._default_executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _do_shutdown(self, future):
+        try:
+            self._default_executor.shutdown(wait=True)
+            if not self.is_closed():
+                self.call_soon_threadsafe(_set_result_unless_cancelled, future, None)
+        except Exception as ex:
+            if not self.is_closed() and not future.cancelled():
+                self.call_soon_threadsafe(future.set_exception, ex)
+
+    def run_in_executor(self, executor, func, *args):
+        """Run func(*args) in ``executor`` (default: a ThreadPoolExecutor)."""
+        self._check_closed()
+        if self._debug:
+            _check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+                self._default_executor = executor
+        return _futures.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor):
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            if _compat.PY311:
+                raise TypeError("executor must be ThreadPoolExecutor")
+            warnings.warn("Using the default executor that is not an instance of "
+                          "ThreadPoolExecutor is deprecated and will be prohibited "
+                          "in Python 3.9", DeprecationWarning, 2)
+        self._default_executor = executor
+
+    # --- DNS -----------------------------------------------------------------
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        """socket.getaddrinfo() on libuv's thread pool."""
+        return await dns.getaddrinfo(self, host, port, family, type, proto, flags)
+
+    async def getnameinfo(self, sockaddr, flags=0):
+        """socket.getnameinfo() on libuv's thread pool."""
+        return await dns.getnameinfo(self, sockaddr, flags)
+
+    # --- file descriptor watching --------------------------------------------
+
+    def _on_selector_ready(self, status, events):
+        """libuv saw the selector readable: collect and queue the callbacks."""
+        if self._closed:
+            return
+        for key, mask in self._selector.select(0):
+            callbacks = key.data
+            if mask & selectors.EVENT_READ and callbacks.reader is not None:
+                if callbacks.reader._cancelled:
+                    self._remove_reader(key.fd)
+                else:
+                    self._ready.append(callbacks.reader)
+            if mask & selectors.EVENT_WRITE and callbacks.writer is not None:
+                if callbacks.writer._cancelled:
+                    self._remove_writer(key.fd)
+                else:
+                    self._ready.append(callbacks.writer)
+
+    def _ensure_fd_no_transport(self, fd):
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
+    def _add_watch(self, fd, callback, args, slot):
+        self._check_closed()
+        handle = Handle(callback, args, self, None)
+        selector = self._selector
+        try:
+            key = selector.get_key(fd)
+        except KeyError:
+            callbacks = _FdCallbacks()
+            setattr(callbacks, slot, handle)
+            mask = selectors.EVENT_READ if slot == "reader" else selectors.EVENT_WRITE
+            selector.register(fd, mask, callbacks)
+        else:
+            callbacks = key.data
+            old = getattr(callbacks, slot)
+            mask = selectors.EVENT_READ if slot == "reader" else selectors.EVENT_WRITE
+            selector.modify(fd, key.events | mask, callbacks)
+            setattr(callbacks, slot, handle)
+            if old is not None:
+                old.cancel()
+        return handle
+
+    def _remove_watch(self, fd, slot):
+        if self.is_closed():
+            return False
+        try:
+            key = self._selector.get_key(fd)
+        except KeyError:
+            return False
+        callbacks = key.data
+        mask = selectors.EVENT_READ if slot == "reader" else selectors.EVENT_WRITE
+        remaining = key.events & ~mask
+        old = getattr(callbacks, slot)
+        setattr(callbacks, slot, None)
+        if remaining:
+            self._selector.modify(fd, remaining, callbacks)
+        else:
+            self._selector.unregister(fd)
+        if old is not None:
+            old.cancel()
+            return True
+        return False
+
+    def _add_reader(self, fd, callback, *args):
+        return self._add_watch(fd, callback, args, "reader")
+
+    def _remove_reader(self, fd):
+        return self._remove_watch(fd, "reader")
+
+    def _add_writer(self, fd, callback, *args):
+        return self._add_watch(fd, callback, args, "writer")
+
+    def _remove_writer(self, fd):
+        return self._remove_watch(fd, "writer")
+
+    def add_reader(self, fd, callback, *args):
+        """Call callback(*args) whenever ``fd`` (int or object with fileno())
+        is readable."""
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd):
+        """Stop watching ``fd`` for reading; True if it was watched."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd, callback, *args):
+        """Call callback(*args) whenever ``fd`` is writable."""
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd):
+        """Stop watching ``fd`` for writing; True if it was watched."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    # --- signals -------------------------------------------------------------
+
+    def _install_wakeup_fd(self):
+        """While running in the main thread, signals write to our self-pipe, so
+        a Ctrl-C wakes uv_run and Python's handler raises KeyboardInterrupt
+        out of run_forever, as with stdlib."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            old = signal.set_wakeup_fd(self._csock.fileno())
+        except (ValueError, OSError):
+            return
+        if old != self._csock.fileno():
+            self._old_wakeup_fd = old
+
+    def _restore_wakeup_fd(self):
+        old = self._old_wakeup_fd
+        if old is None:
+            return
+        self._old_wakeup_fd = None
+        if self._signal_handlers:
+            # add_signal_handler() needs ours to stay.
+            return
+        try:
+            signal.set_wakeup_fd(old)
+        except (ValueError, OSError):
+            pass
+
+    def _read_from_self(self):
+        while True:
+            try:
+                data = self._ssock.recv(4096)
+                if not data:
+                    break
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                break
+            for signum in data:
+                if signum:
+                    self._handle_signal(signum)
+
+    def _handle_signal(self, sig):
+        handle = self._signal_handlers.get(sig)
+        if handle is None:
+            return
+        if handle._cancelled:
+            self.remove_signal_handler(sig)
+        else:
+            self._ready.append(handle)
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Run callback(*args) on the loop when signal ``sig`` arrives.  Main
+        thread only; raises RuntimeError if the signal cannot be caught."""
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        _check_signal(sig)
+        self._check_closed()
+        try:
+            # Raises ValueError outside the main thread.
+            signal.set_wakeup_fd(self._csock.fileno())
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        self._old_wakeup_fd = None  # ours stays while handlers exist
+        handle = Handle(callback, args, self, None)
+        self._signal_handlers[sig] = handle
+        try:
+            # A no-op Python handler: the C-level handler writes the signal
+            # number to the wakeup fd and the loop dispatches it.
+            signal.signal(sig, _sighandler_noop)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                try:
+                    signal.set_wakeup_fd(-1)
+                except (ValueError, OSError) as nexc:
+                    logger.info("set_wakeup_fd(-1) failed: %s", nexc)
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+
+    def remove_signal_handler(self, sig):
+        """Remove the handler for ``sig``; True if there was one."""
+        _check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+        if not self._signal_handlers and not self.is_running():
+            try:
+                signal.set_wakeup_fd(-1)
+            except (ValueError, OSError) as exc:
+                logger.info("set_wakeup_fd(-1) failed: %s", exc)
+        return True
+
+    # --- implemented by later work -------------------------------------------
+
+    def _not_yet(self, name):
+        raise NotImplementedError(f"uvloop_like: loop.{name}() is not implemented yet")
+
+    async def create_connection(self, *args, **kwargs):
+        self._not_yet("create_connection")
+
+    async def create_server(self, *args, **kwargs):
+        self._not_yet("create_server")
+
+    async def create_unix_connection(self, *args, **kwargs):
+        self._not_yet("create_unix_connection")
+
+    async def create_unix_server(self, *args, **kwargs):
+        self._not_yet("create_unix_server")
+
+    async def connect_accepted_socket(self, *args, **kwargs):
+        self._not_yet("connect_accepted_socket")
+
+    async def create_datagram_endpoint(self, *args, **kwargs):
+        self._not_yet("create_datagram_endpoint")
+
+    async def connect_read_pipe(self, *args, **kwargs):
+        self._not_yet("connect_read_pipe")
+
+    async def connect_write_pipe(self, *args, **kwargs):
+        self._not_yet("connect_write_pipe")
+
+    async def subprocess_exec(self, *args, **kwargs):
+        self._not_yet("subprocess_exec")
+
+    async def subprocess_shell(self, *args, **kwargs):
+        self._not_yet("subprocess_shell")
+
+    async def start_tls(self, *args, **kwargs):
+        self._not_yet("start_tls")
+
+    async def sendfile(self, *args, **kwargs):
+        self._not_yet("sendfile")
+
+
+def _set_result_unless_cancelled(fut, result):
+    if not fut.cancelled():
+        fut.set_result(result)

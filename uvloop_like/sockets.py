@@ -1,0 +1,375 @@
+"""The loop's sock_* coroutines: non-blocking socket calls that wait for
+readiness with add_reader/add_writer, as stdlib's selector loop does.
+
+Each operation first tries the call at once; only when it would block does it
+register a callback, and the future's done-callback always unregisters it, so
+a cancelled operation leaves nothing behind.
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import io
+import os
+import socket
+
+from . import _compat
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover
+    ssl = None
+
+_HAS_IPV6 = hasattr(socket, "AF_INET6")
+_SENDFILE_FALLBACK_CHUNK = 256 * 1024
+
+
+def _check_ssl_socket(sock):
+    if ssl is not None and isinstance(sock, ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def _ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):
+    """If ``host`` is already a numeric address, the getaddrinfo() entry for
+    it; None when it needs resolving."""
+    if not hasattr(socket, "inet_pton"):
+        return None
+    if proto not in (0, socket.IPPROTO_TCP, socket.IPPROTO_UDP) or host is None:
+        return None
+    if type == socket.SOCK_STREAM:
+        proto = socket.IPPROTO_TCP
+    elif type == socket.SOCK_DGRAM:
+        proto = socket.IPPROTO_UDP
+    else:
+        return None
+    if port is None:
+        port = 0
+    elif isinstance(port, bytes) and port == b"":
+        port = 0
+    elif isinstance(port, str) and port == "":
+        port = 0
+    else:
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            return None
+    if family == socket.AF_UNSPEC:
+        families = [socket.AF_INET]
+        if _HAS_IPV6:
+            families.append(socket.AF_INET6)
+    else:
+        families = [family]
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    if "%" in host:
+        # Scope ids need getaddrinfo to be resolved.
+        return None
+    for af in families:
+        try:
+            socket.inet_pton(af, host)
+        except OSError:
+            continue
+        if _HAS_IPV6 and af == socket.AF_INET6:
+            return af, type, proto, "", (host, port, flowinfo, scopeid)
+        return af, type, proto, "", (host, port)
+    return None
+
+
+def _check_sendfile_params(sock, file, offset, count):
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if not sock.type == socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+
+
+class SocketOpsMixin:
+    """sock_* methods for Loop (which provides _add_reader & co)."""
+
+    def _check_nonblocking(self, sock):
+        _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+
+    def _wait_io(self, fut, sock, writer, callback, *args):
+        """Register callback for ``sock`` and unregister once fut is done."""
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        if writer:
+            handle = self._add_writer(fd, callback, *args)
+            fut.add_done_callback(functools.partial(self._io_done, fd, handle, self._remove_writer))
+        else:
+            handle = self._add_reader(fd, callback, *args)
+            fut.add_done_callback(functools.partial(self._io_done, fd, handle, self._remove_reader))
+
+    def _io_done(self, fd, handle, remove, fut):
+        if not handle.cancelled():
+            remove(fd)
+
+    def _retry(self, fut, call, *args):
+        """Reader/writer callback: try the call again; done unless it would block."""
+        if fut.done():
+            return
+        try:
+            result = call(*args)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    async def _sock_call(self, sock, writer, call, *args):
+        try:
+            return call(*args)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        self._wait_io(fut, sock, writer, self._retry, fut, call, *args)
+        try:
+            return await fut
+        finally:
+            fut = None
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from a non-blocking socket."""
+        self._check_nonblocking(sock)
+        return await self._sock_call(sock, False, sock.recv, n)
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive into ``buf``; return the number of bytes received."""
+        self._check_nonblocking(sock)
+        return await self._sock_call(sock, False, sock.recv_into, buf)
+
+    async def sock_recvfrom(self, sock, bufsize):
+        """Receive a datagram of up to bufsize bytes: (data, address)."""
+        self._check_nonblocking(sock)
+        return await self._sock_call(sock, False, sock.recvfrom, bufsize)
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        """Receive a datagram into buf: (nbytes, address)."""
+        self._check_nonblocking(sock)
+        if not nbytes:
+            nbytes = len(buf)
+        return await self._sock_call(sock, False, sock.recvfrom_into, buf, nbytes)
+
+    async def sock_sendto(self, sock, data, address):
+        """Send a datagram to ``address``; return the number of bytes sent."""
+        self._check_nonblocking(sock)
+        return await self._sock_call(sock, True, sock.sendto, data, address)
+
+    async def sock_sendall(self, sock, data):
+        """Send all of ``data``; returns None once the kernel has taken it."""
+        self._check_nonblocking(sock)
+        try:
+            n = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n == len(data):
+            return
+        fut = self.create_future()
+        view = memoryview(data).cast("B")
+        pos = [n]
+        self._wait_io(fut, sock, True, self._sock_sendall_ready, fut, sock, view, pos)
+        try:
+            return await fut
+        finally:
+            fut = None
+
+    def _sock_sendall_ready(self, fut, sock, view, pos):
+        if fut.done():
+            return
+        start = pos[0]
+        try:
+            n = sock.send(view[start:])
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            return
+        start += n
+        if start == len(view):
+            fut.set_result(None)
+        else:
+            pos[0] = start
+
+    async def _ensure_resolved(self, address, *, family=0, type=socket.SOCK_STREAM, proto=0, flags=0):
+        host, port = address[:2]
+        info = _ipaddr_info(host, port, family, type, proto, *address[2:])
+        if info is not None:
+            return [info]
+        return await self.getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+
+    async def sock_connect(self, sock, address):
+        """Connect a non-blocking socket to ``address`` (names are resolved)."""
+        self._check_nonblocking(sock)
+        if sock.family == socket.AF_INET or (_HAS_IPV6 and sock.family == socket.AF_INET6):
+            resolved = await self._ensure_resolved(address, family=sock.family, type=sock.type,
+                                                   proto=sock.proto)
+            if not resolved:
+                raise OSError(f"getaddrinfo({address!r}) returned empty list")
+            address = resolved[0][4]
+        try:
+            sock.connect(address)
+            return
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        self._wait_io(fut, sock, True, self._sock_connect_ready, fut, sock, address)
+        try:
+            return await fut
+        finally:
+            fut = None
+
+    def _sock_connect_ready(self, fut, sock, address):
+        if fut.done():
+            return
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err != 0:
+                raise OSError(err, f"Connect call failed {address}")
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
+
+    async def sock_accept(self, sock):
+        """Accept a connection: (conn, address); conn is non-blocking."""
+        self._check_nonblocking(sock)
+        fut = self.create_future()
+        self._sock_accept_try(fut, sock, registered=False)
+        try:
+            return await fut
+        finally:
+            fut = None
+
+    def _sock_accept_try(self, fut, sock, registered=True):
+        if fut.done():
+            return
+        try:
+            conn, address = sock.accept()
+            conn.setblocking(False)
+        except (BlockingIOError, InterruptedError):
+            if not registered:
+                self._wait_io(fut, sock, False, self._sock_accept_try, fut, sock)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result((conn, address))
+
+    async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
+        """Send a file over a connected SOCK_STREAM socket with os.sendfile,
+        falling back to read+send when that is not possible (and allowed)."""
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        _check_sendfile_params(sock, file, offset, count)
+        try:
+            return await self._sock_sendfile_native(sock, file, offset, count)
+        except _compat.SendfileNotAvailableError:
+            if not fallback:
+                raise
+        return await self._sock_sendfile_fallback(sock, file, offset, count)
+
+    async def _sock_sendfile_native(self, sock, file, offset, count):
+        if not hasattr(os, "sendfile"):
+            raise _compat.SendfileNotAvailableError("os.sendfile() is not available")
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation):
+            raise _compat.SendfileNotAvailableError("not a regular file")
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError:
+            raise _compat.SendfileNotAvailableError("not a regular file")
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0  # empty file
+        total = [0]
+        pos = [offset]
+        fut = self.create_future()
+        self._sendfile_step(fut, None, sock, fileno, pos, count, total, registered=False)
+        try:
+            return await fut
+        finally:
+            if total[0] > 0:
+                file.seek(offset + total[0])
+
+    def _sendfile_step(self, fut, _unused, sock, fileno, pos, count, total, registered=True):
+        if fut.done():
+            return
+        while True:
+            if count is not None:
+                blocksize = count - total[0]
+                if blocksize <= 0:
+                    fut.set_result(total[0])
+                    return
+            else:
+                blocksize = 2 ** 30
+            try:
+                sent = os.sendfile(sock.fileno(), fileno, pos[0], blocksize)
+            except (BlockingIOError, InterruptedError):
+                if not registered:
+                    self._wait_io(fut, sock, True, self._sendfile_step, fut, None, sock, fileno,
+                                  pos, count, total)
+                return
+            except OSError as exc:
+                if total[0] == 0 and exc.errno in (errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS,
+                                                   errno.EOPNOTSUPP if hasattr(errno, "EOPNOTSUPP")
+                                                   else errno.ENOSYS):
+                    err = _compat.SendfileNotAvailableError("os.sendfile call failed")
+                    err.__cause__ = exc
+                    fut.set_exception(err)
+                else:
+                    fut.set_exception(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                fut.set_exception(exc)
+                return
+            if sent == 0:
+                fut.set_result(total[0])  # EOF
+                return
+            pos[0] += sent
+            total[0] += sent
+
+    async def _sock_sendfile_fallback(self, sock, file, offset, count):
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, _SENDFILE_FALLBACK_CHUNK) if count else _SENDFILE_FALLBACK_CHUNK
+        buf = bytearray(blocksize)
+        total = 0
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total, blocksize)
+                    if blocksize <= 0:
+                        break
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(None, file.readinto, view)
+                if not read:
+                    break
+                await self.sock_sendall(sock, view[:read])
+                total += read
+            return total
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset + total)
