@@ -1,6 +1,6 @@
 """What runs in each benchmark subprocess: one loop implementation, one workload.
 
-    python -m bench.child --loop NAME --workload NAME --n N [--cpus 1,0] [--quick]
+    python -m bench.child --loop NAME --workload NAME --n N [--cpus 1,0] [--quick] [--profile PATH]
     python -m bench.child --loop NAME --probe
 
 prints exactly one line ``BENCH-RESULT {json}`` on stdout (anything else a workload
@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cpus", default="", help="comma-separated cores; first is this process's")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--probe", action="store_true", help="report versions instead of running")
+    parser.add_argument("--profile", metavar="PATH", help="run under cProfile and dump its stats to PATH")
     args = parser.parse_args(argv)
 
     cpus = [int(c) for c in args.cpus.split(",") if c] or None
@@ -53,7 +54,14 @@ def main(argv=None) -> int:
             cpus=cpus,
             quick=args.quick,
         )
-        result = wl.func(ctx)
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            result = profiler.runcall(wl.func, ctx)
+            profiler.dump_stats(args.profile)
+        else:
+            result = wl.func(ctx)
         _emit({"ops": result.ops, "seconds": result.seconds})
         return 0
     except BaseException:

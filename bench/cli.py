@@ -16,6 +16,7 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -32,10 +33,10 @@ def _child_env() -> Dict[str, str]:
     return env
 
 
-def run_child(argv: List[str], timeout: float) -> Tuple[Optional[dict], Optional[str]]:
+def run_child(argv: List[str], timeout: float, cpu: Optional[int] = None) -> Tuple[Optional[dict], Optional[str]]:
     """Run ``python -m bench.child ARGV``; return (result, None) or (None, error)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.child", *argv],
+        registry.pin_prefix(cpu) + [sys.executable, "-m", "bench.child", *argv],
         cwd=ROOT,
         env=_child_env(),
         stdin=subprocess.DEVNULL,
@@ -63,9 +64,14 @@ def run_child(argv: List[str], timeout: float) -> Tuple[Optional[dict], Optional
 
 def _cpu_plan(args: argparse.Namespace) -> Optional[List[int]]:
     """Cores in the order workloads get them: main process first, then helpers."""
-    if args.no_pin or not hasattr(os, "sched_getaffinity"):
+    if args.no_pin:
         return None
-    allowed = sorted(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+    elif registry.pin_prefix(0):  # PyPy 3.9 has no sched_*affinity: pin with taskset
+        allowed = list(range(os.cpu_count() or 1))
+    else:
+        return None
     first = args.cpu if args.cpu is not None else allowed[-1]  # core 0 takes more interrupts
     if first not in allowed:
         raise SystemExit(f"--cpu {first}: not among the allowed cores {allowed}")
@@ -91,6 +97,17 @@ def _select(only: List[str]) -> List[registry.Workload]:
     return chosen
 
 
+def _print_profile(path: str, title: str, top: int = 15) -> None:
+    import io
+    import pstats
+
+    out = io.StringIO()
+    pstats.Stats(path, stream=out).strip_dirs().sort_stats("tottime").print_stats(top)
+    text = out.getvalue()
+    body = text[text.find("   ncalls"):] if "   ncalls" in text else text
+    _log(f"--- profile: {title} ({path}), by own time ---\n{body.rstrip()}\n")
+
+
 def _log(msg: str) -> None:
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
@@ -101,6 +118,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         prog="python -m bench",
         description="Benchmark stdlib asyncio, uvloop and uvloop_like side by side "
         "(ratios to stdlib, higher = faster; medians over repeats).",
+        epilog="Exit status 1 when a run failed or timed out, or uvloop_like is not importable "
+        "(a missing uvloop only skips its column), so that `--quick` can serve as a CI smoke test.",
     )
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only these workloads (name, glob or group; repeatable or comma-separated)")
@@ -118,7 +137,13 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds before one run is killed (default: the workload's, 15 with --quick)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run's number")
+    parser.add_argument("--profile", nargs="?", const="", default=None, metavar="DIR",
+                        help="run each workload once per loop under cProfile, print the top functions "
+                        "and keep the .prof files in DIR (default: a new temporary directory); "
+                        "the numbers then include the profiler's overhead")
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        args.repeat = 1
     if args.repeat is None:
         args.repeat = 1 if args.quick else 5
     if args.repeat < 1:
@@ -139,6 +164,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         raise SystemExit(f"--loops: unknown {', '.join(unknown)} (have: {', '.join(loops.LOOPS)})")
     plan = _cpu_plan(args)
+    profile_dir = None
+    if args.profile is not None:
+        profile_dir = args.profile or tempfile.mkdtemp(prefix="bench-profile-")
+        os.makedirs(profile_dir, exist_ok=True)
     started = time.perf_counter()
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
 
@@ -146,12 +175,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     active: List[str] = []
     info: Dict[str, dict] = {}
     notes: List[str] = []
+    failed = False  # the exit status: a smoke run in CI must fail when uvloop_like does
     for name in wanted:
         result, error = run_child(["--loop", name, "--probe"], timeout=60)
         if result is None:
             if name == loops.BASELINE:
                 raise SystemExit(f"the baseline loop {name} does not work: {error}")
             notes.append(f"{name}: not importable here ({error}); its column is skipped.")
+            failed = failed or name == loops.SUBJECT
             _log(f"skipping {name}: {error}")
             continue
         active.append(name)
@@ -177,9 +208,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     argv += ["--cpus", ",".join(map(str, cpus))]
                 if args.quick:
                     argv.append("--quick")
-                result, error = run_child(argv, timeout)
+                prof_path = None
+                if profile_dir is not None:
+                    prof_path = os.path.abspath(os.path.join(profile_dir, f"{wl.name}-{name}.prof"))
+                    argv += ["--profile", prof_path]
+                result, error = run_child(argv, timeout, cpus[0] if cpus else None)
+                if prof_path and result is not None:
+                    _print_profile(prof_path, f"{wl.name} on {name}")
                 if result is None:
                     errors[wl.name][name] = error or "failed"
+                    failed = True
                     _log(f"  {wl.name} on {name} failed: {error}")
                     continue
                 rate = result["ops"] / result["seconds"] if result["seconds"] > 0 else float("inf")
@@ -202,6 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "pinned": plan[0] if plan else None,
         "repeat": args.repeat,
         "quick": args.quick,
+        "profiled": profile_dir is not None,
         "elapsed_s": round(elapsed, 1),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
@@ -212,4 +251,4 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "runs": runs, "errors": errors, "notes": notes}, f, indent=1)
-    return 0
+    return 1 if failed else 0

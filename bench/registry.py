@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -120,9 +121,24 @@ def run_in_loop(ctx: Context, body: Callable[[Any, int], Any], warmup: Optional[
     return Measurement(ops=ctx.n, seconds=seconds)
 
 
+def can_pin_in_process() -> bool:
+    """Whether ``os.sched_setaffinity`` exists (CPython on Linux; not PyPy 3.9)."""
+    return hasattr(os, "sched_setaffinity")
+
+
+def pin_prefix(cpu: Optional[int]) -> List[str]:
+    """A command prefix that starts a process pinned to ``cpu`` where this Python
+    cannot pin a process itself (``taskset`` from util-linux); else ``[]``."""
+    if cpu is None or can_pin_in_process():
+        return []
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(cpu)] if taskset else []
+
+
 def pin(cpu: Optional[int], pid: int = 0) -> None:
-    """Pin process ``pid`` (0: this one) to ``cpu``; a no-op where unsupported."""
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
+    """Pin process ``pid`` (0: this one) to ``cpu``; a no-op where unsupported
+    (then ``pin_prefix`` pins at start)."""
+    if cpu is not None and can_pin_in_process():
         os.sched_setaffinity(pid, {cpu})
 
 
@@ -134,7 +150,7 @@ def spawn_pinned(argv: Sequence[str], cpu: Optional[int], **kwargs: Any) -> "sub
     wait for a go signal (a line on stdin, a connection) anyway.
     """
     cmd = [sys.executable, *argv] if argv and (argv[0] == "-m" or argv[0].endswith(".py")) else list(argv)
-    proc = subprocess.Popen(cmd, **kwargs)
+    proc = subprocess.Popen(pin_prefix(cpu) + cmd, **kwargs)
     try:
         pin(cpu, proc.pid)
     except OSError:
