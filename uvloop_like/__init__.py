@@ -72,12 +72,14 @@ def run(main, *, loop_factory=new_event_loop, debug=None, **run_kwargs):
         return asyncio.run(main, loop_factory=loop_factory, debug=debug, **run_kwargs)
     if run_kwargs:
         raise TypeError("run() got an unexpected keyword argument %r" % next(iter(run_kwargs)))
+    # Checked first, as asyncio.run does: Runner would create a loop and then
+    # fail in its cleanup with a less helpful error.
+    if _events._get_running_loop() is not None:
+        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
     if _compat.PY311:
         with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
             return runner.run(main)
     # 3.9 / 3.10: asyncio.run has no loop_factory; do what it does.
-    if _events._get_running_loop() is not None:
-        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
     if not asyncio.iscoroutine(main):
         raise ValueError("a coroutine was expected, got {!r}".format(main))
     loop = loop_factory()

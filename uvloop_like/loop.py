@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextvars
 import errno
 import heapq
 import logging
 import math
-import os
 import selectors
 import signal
 import socket
@@ -30,6 +30,7 @@ import traceback
 import warnings
 import weakref
 from asyncio import events as _events
+from asyncio import format_helpers as _format_helpers
 from asyncio import futures as _futures
 from asyncio import tasks as _tasks
 
@@ -45,6 +46,15 @@ logger = logging.getLogger("asyncio")
 Handle = _events.Handle
 TimerHandle = _events.TimerHandle
 
+# call_soon() builds its Handle without running Handle.__init__ (a Python
+# frame and a get_debug() call), setting the slots __init__ sets.  Only while
+# Handle's slots are the ones known here (CPython 3.9-3.13, PyPy).
+_FAST_HANDLES = set(getattr(Handle, "__slots__", ())) == {
+    "_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
+    "__weakref__", "_context"}
+_new_handle = object.__new__
+_copy_context = contextvars.copy_context
+
 # Longest single wait in uv_run, in ms (as stdlib's MAXIMUM_SELECT_TIMEOUT).
 _MAX_WAIT_MS = 24 * 3600 * 1000
 # Rebuild the timer heap when more than this many (and more than half) of its
@@ -54,8 +64,9 @@ _DEBUG_STACK_DEPTH = 10
 
 
 def _is_debug_mode():
-    return sys.flags.dev_mode or (
-        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG")))
+    # Looked up at call time, as BaseEventLoop.__init__ does, so code that patches
+    # asyncio.coroutines._is_debug_mode (CPython's test_runners) sees the same default.
+    return asyncio.coroutines._is_debug_mode()
 
 
 def _format_handle(handle):
@@ -140,7 +151,6 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
             # per-fd uv_poll defers epoll_ctl to the next uv_run and aborts the
             # process when the fd was closed meanwhile: see docs/design.md.)
             self._selector = selectors.DefaultSelector()
-            self._fd_callbacks = {}            # fd -> _FdCallbacks
             self._selector_poll = PollHandle(self, self._selector.fileno(), self._on_selector_ready)
             self._selector_poll.start(READABLE)
             # The self-pipe: signal.set_wakeup_fd writes signal numbers here.
@@ -268,7 +278,6 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
             return
         selector = getattr(self, "_selector", None)
         if selector is not None:
-            self._fd_callbacks = {}
             selector.close()
         for sock in (getattr(self, "_ssock", None), getattr(self, "_csock", None)):
             if sock is not None:
@@ -290,11 +299,8 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
             if not self.is_running():
                 self.close()
 
-    def _run_once(self):
-        ready = self._ready
+    def _purge_cancelled_timers(self):
         scheduled = self._scheduled
-        core = self._core
-
         if (self._timer_cancelled_count > _MIN_CANCELLED_TIMERS
                 and self._timer_cancelled_count * 2 > len(scheduled)):
             live = []
@@ -304,12 +310,20 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
                 else:
                     live.append(timer)
             heapq.heapify(live)
-            self._scheduled = scheduled = live
+            scheduled[:] = live
             self._timer_cancelled_count = 0
         else:
             while scheduled and scheduled[0]._cancelled:
                 self._timer_cancelled_count -= 1
                 heapq.heappop(scheduled)._scheduled = False
+
+    def _run_once(self):
+        ready = self._ready
+        scheduled = self._scheduled
+        core = self._core
+
+        if scheduled and self._timer_cancelled_count:
+            self._purge_cancelled_timers()
 
         if ready or self._stopping:
             timeout_ms = 0
@@ -324,7 +338,9 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
         else:
             timeout_ms = -1
 
-        core.run_once(timeout_ms)
+        n = core.run(timeout_ms)
+        if n:
+            core.collect(n)
         if core.pending:
             core.dispatch()
 
@@ -356,10 +372,33 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
                 finally:
                     self._current_handle = None
         else:
+            # Handle._run() inlined: one Python frame less per callback.
             for _ in range(ntodo):
                 handle = popleft()
-                if not handle._cancelled:
-                    handle._run()
+                if handle._cancelled:
+                    continue
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._report_callback_error(handle, exc)
+
+    def _report_callback_error(self, handle, exc):
+        """What Handle._run() reports when its callback raises."""
+        try:
+            callback = _format_helpers._format_callback_source(
+                handle._callback, handle._args, debug=self._debug)
+        except TypeError:  # 3.9-3.12: no debug argument
+            callback = _format_helpers._format_callback_source(handle._callback, handle._args)
+        context = {
+            "message": f"Exception in callback {callback}",
+            "exception": exc,
+            "handle": handle,
+        }
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        self.call_exception_handler(context)
 
     # --- scheduling ----------------------------------------------------------
 
@@ -376,11 +415,25 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
         callbacks already scheduled (FIFO).  Returns an asyncio.Handle."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            _check_callback(callback, "call_soon")
+        if self._debug or not _FAST_HANDLES:
+            return self._call_soon_debug(callback, args, context)
+        handle = _new_handle(Handle)
+        handle._callback = callback
+        handle._args = args
+        handle._loop = self
+        handle._context = _copy_context() if context is None else context
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
+        self._ready.append(handle)
+        return handle
+
+    def _call_soon_debug(self, callback, args, context):
+        self._check_thread()
+        _check_callback(callback, "call_soon")
         handle = Handle(callback, args, self, context)
         if handle._source_traceback:
+            # Same frames as stdlib's call_soon -> _call_soon -> Handle.
             del handle._source_traceback[-1]
         self._ready.append(handle)
         return handle
@@ -391,9 +444,19 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
             raise RuntimeError("Event loop is closed")
         if self._debug:
             _check_callback(callback, "call_soon_threadsafe")
-        handle = Handle(callback, args, self, context)
-        if handle._source_traceback:
-            del handle._source_traceback[-1]
+        if self._debug or not _FAST_HANDLES:
+            handle = Handle(callback, args, self, context)
+            if handle._source_traceback:
+                del handle._source_traceback[-1]
+        else:
+            handle = _new_handle(Handle)
+            handle._callback = callback
+            handle._args = args
+            handle._loop = self
+            handle._context = _copy_context() if context is None else context
+            handle._cancelled = False
+            handle._repr = None
+            handle._source_traceback = None
         self._ready.append(handle)
         self._core.wakeup()
         return handle

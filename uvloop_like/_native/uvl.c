@@ -105,23 +105,30 @@ static int uvl_loop_init(uvl_loop_t *l)
 }
 
 /* One loop iteration.  timeout_ms < 0: block until an event; 0: poll without
- * blocking; > 0: block at most that long (the earliest Python timer). */
+ * blocking; > 0: block at most that long (the earliest Python timer).
+ * Returns the number of completions recorded, or -1 if some were lost for
+ * lack of memory. */
 static int uvl_run(uvl_loop_t *l, int64_t timeout_ms)
 {
-    int r;
     l->nevents = 0;
-    if (timeout_ms == 0)
-        return uv_run(&l->uv, UV_RUN_NOWAIT);
-    if (timeout_ms > 0) {
-        uv_update_time(&l->uv);
-        uv_timer_start(&l->wake_timer, uvl_noop_timer_cb, (uint64_t)timeout_ms, 0);
+    if (timeout_ms == 0) {
+        uv_run(&l->uv, UV_RUN_NOWAIT);
+    } else {
+        if (timeout_ms > 0) {
+            uv_update_time(&l->uv);
+            uv_timer_start(&l->wake_timer, uvl_noop_timer_cb, (uint64_t)timeout_ms, 0);
+        }
+        uv_run(&l->uv, UV_RUN_ONCE);
+        if (timeout_ms > 0)
+            uv_timer_stop(&l->wake_timer);
     }
-    r = uv_run(&l->uv, UV_RUN_ONCE);
-    if (timeout_ms > 0)
-        uv_timer_stop(&l->wake_timer);
-    return r;
+    return l->overflow ? -1 : (int)l->nevents;
 }
 
+/* Safe from any thread, even after uvl_loop_close(): closing the async
+ * handle leaves its pending flag set, and uv_async_send() returns at once
+ * when it is set, so a late wake-up never writes to a reused descriptor.
+ * The struct's memory outlives every caller (Python owns it). */
 static int uvl_wakeup(uvl_loop_t *l)
 {
     return uv_async_send(&l->wakeup);

@@ -10,7 +10,7 @@ libuv callback the core uses records a completion in ``uvl_loop_t.events``;
 from __future__ import annotations
 
 import collections
-import threading
+import functools
 
 from .._uv import ffi, lib
 from ..errors import convert_error
@@ -26,7 +26,7 @@ _leaked = []
 class LoopCore:
     """Owns one ``uvl_loop_t`` (a ``uv_loop_t`` plus the core's handles)."""
 
-    __slots__ = ("ptr", "uv", "pending", "_wakeup_lock", "closed")
+    __slots__ = ("ptr", "uv", "run", "pending", "closed")
 
     def __init__(self):
         self.ptr = ffi.new("uvl_loop_t *")
@@ -34,27 +34,30 @@ class LoopCore:
         if status < 0:
             raise convert_error(status)
         self.uv = ffi.cast("uv_loop_t *", self.ptr)
+        # run(timeout_ms): one libuv iteration; polls for I/O at most
+        # timeout_ms (-1: no limit, 0: don't block) and returns how many
+        # completions it recorded (-1: some were lost for lack of memory).
+        # A partial of the C function: this is the per-iteration hot path.
+        self.run = functools.partial(lib.uvl_run, self.ptr)
         self.pending = collections.deque()
-        # Serialises uv_async_send (any thread) against teardown (loop thread).
-        self._wakeup_lock = threading.Lock()
         self.closed = False
 
+    def collect(self, n):
+        """Copy the ``n`` completions of the last run into ``pending``."""
+        if n < 0:
+            raise MemoryError("uvloop_like: cannot record libuv completions")
+        events = self.ptr.events
+        from_handle = ffi.from_handle
+        append = self.pending.append
+        for i in range(n):
+            ev = events[i]
+            append((from_handle(ev.owner), ev.kind, ev.status, ev.events))
+
     def run_once(self, timeout_ms):
-        """One libuv iteration: poll for I/O at most ``timeout_ms`` (-1: no
-        limit, 0: don't block), then collect the completions it produced."""
-        ptr = self.ptr
-        lib.uvl_run(ptr, timeout_ms)
-        n = ptr.nevents
+        """run() then collect(): for the paths that are not hot."""
+        n = self.run(timeout_ms)
         if n:
-            if ptr.overflow:
-                raise MemoryError("uvloop_like: cannot record libuv completions")
-            events = ptr.events
-            from_handle = ffi.from_handle
-            append = self.pending.append
-            for i in range(n):
-                ev = events[i]
-                append((from_handle(ev.owner), ev.kind, ev.status, ev.events))
-            ptr.nevents = 0
+            self.collect(n)
 
     def dispatch(self):
         """Hand each collected completion to its owner, in libuv's order.
@@ -73,19 +76,17 @@ class LoopCore:
                 owner._on_complete(status)
 
     def wakeup(self):
-        """Make a sleeping ``uv_run`` return; safe from any thread."""
-        with self._wakeup_lock:
-            if not self.closed:
-                lib.uvl_wakeup(self.ptr)
+        """Make a sleeping ``uv_run`` return; safe from any thread, also
+        after close() (libuv then ignores it; see uvl_wakeup)."""
+        lib.uvl_wakeup(self.ptr)
 
     def close(self):
         """Free the libuv loop.  Every Python-owned handle must be closed and
         its close callback dispatched before this is called."""
-        with self._wakeup_lock:
-            if self.closed:
-                return
-            self.closed = True
-            status = lib.uvl_loop_close(self.ptr)
+        if self.closed:
+            return
+        self.closed = True
+        status = lib.uvl_loop_close(self.ptr)
         if status < 0:
             # libuv still has something open on this loop: never free it.
             _leaked.append(self.ptr)
