@@ -190,11 +190,7 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
                                    finalizer=self._asyncgen_finalizer_hook)
             _events._set_running_loop(self)
             self._install_wakeup_fd()
-            run_once = self._run_once
-            while True:
-                run_once()
-                if self._stopping:
-                    break
+            self._run_once(until_stopped=True)
         finally:
             self._stopping = False
             self._thread_id = None
@@ -317,72 +313,83 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
                 self._timer_cancelled_count -= 1
                 heapq.heappop(scheduled)._scheduled = False
 
-    def _run_once(self):
+    def _run_once(self, until_stopped=False):
+        """One iteration; with until_stopped, iterate until stop() was called
+        (run_forever's loop, kept in one frame so the locals below are looked
+        up once, not once per iteration)."""
         ready = self._ready
-        scheduled = self._scheduled
-        core = self._core
-
-        if scheduled and self._timer_cancelled_count:
-            self._purge_cancelled_timers()
-
-        if ready or self._stopping:
-            timeout_ms = 0
-        elif scheduled:
-            delay = scheduled[0]._when - self.time()
-            if delay > 0:
-                # Round up: waking early only costs an iteration, but never
-                # fire a timer before its time.  NaN and negatives mean 0.
-                timeout_ms = _MAX_WAIT_MS if delay * 1000 >= _MAX_WAIT_MS else math.ceil(delay * 1000)
-            else:
-                timeout_ms = 0
-        else:
-            timeout_ms = -1
-
-        n = core.run(timeout_ms)
-        if n:
-            core.collect(n)
-        if core.pending:
-            core.dispatch()
-
-        if scheduled:
-            end_time = self.time() + self._clock_resolution
-            while scheduled:
-                timer = scheduled[0]
-                if timer._when >= end_time:
-                    break
-                heapq.heappop(scheduled)
-                timer._scheduled = False
-                ready.append(timer)
-
-        # Run only what is ready now; what these schedule waits a turn.
-        ntodo = len(ready)
         popleft = ready.popleft
-        if self._debug:
-            for _ in range(ntodo):
-                handle = popleft()
-                if handle._cancelled:
-                    continue
-                try:
-                    self._current_handle = handle
-                    t0 = self.time()
-                    handle._run()
-                    dt = self.time() - t0
-                    if dt >= self.slow_callback_duration:
-                        logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
-                finally:
-                    self._current_handle = None
-        else:
-            # Handle._run() inlined: one Python frame less per callback.
-            for _ in range(ntodo):
-                handle = popleft()
-                if handle._cancelled:
-                    continue
-                try:
-                    handle._context.run(handle._callback, *handle._args)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._report_callback_error(handle, exc)
+        core = self._core
+        uv_run = core.run
+        while True:
+            scheduled = self._scheduled
+            if scheduled and self._timer_cancelled_count:
+                self._purge_cancelled_timers()
+
+            if ready or self._stopping:
+                timeout_ms = 0
+            elif scheduled:
+                delay = scheduled[0]._when - self.time()
+                if delay > 0:
+                    # Round up: waking early only costs an iteration, but
+                    # never fire a timer early.  NaN and negatives mean 0.
+                    timeout_ms = _MAX_WAIT_MS if delay * 1000 >= _MAX_WAIT_MS else math.ceil(delay * 1000)
+                else:
+                    timeout_ms = 0
+            else:
+                timeout_ms = -1
+
+            n = uv_run(timeout_ms)
+            if n:
+                core.collect(n)
+            if core.pending:
+                core.dispatch()
+
+            if scheduled:
+                end_time = self.time() + self._clock_resolution
+                while scheduled:
+                    timer = scheduled[0]
+                    if timer._when >= end_time:
+                        break
+                    heapq.heappop(scheduled)
+                    timer._scheduled = False
+                    ready.append(timer)
+
+            # Run only what is ready now; what these schedule waits a turn.
+            ntodo = len(ready)
+            if self._debug:
+                self._run_ready_debug(ntodo)
+            else:
+                # Handle._run() inlined: one Python frame less per callback.
+                while ntodo:
+                    ntodo -= 1
+                    handle = popleft()
+                    if handle._cancelled:
+                        continue
+                    try:
+                        handle._context.run(handle._callback, *handle._args)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._report_callback_error(handle, exc)
+            if not until_stopped or self._stopping:
+                return
+
+    def _run_ready_debug(self, ntodo):
+        popleft = self._ready.popleft
+        for _ in range(ntodo):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            try:
+                self._current_handle = handle
+                t0 = self.time()
+                handle._run()
+                dt = self.time() - t0
+                if dt >= self.slow_callback_duration:
+                    logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
+            finally:
+                self._current_handle = None
 
     def _report_callback_error(self, handle, exc):
         """What Handle._run() reports when its callback raises."""
