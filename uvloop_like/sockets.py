@@ -22,6 +22,8 @@ except ImportError:  # pragma: no cover
 
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
 _SENDFILE_FALLBACK_CHUNK = 256 * 1024
+# os.sendfile errors that mean "not for this socket/file": fall back.
+_SENDFILE_UNSUPPORTED = {errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
 
 
 def _check_ssl_socket(sock):
@@ -280,6 +282,7 @@ class SocketOpsMixin:
         falling back to read+send when that is not possible (and allowed)."""
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
+        _check_ssl_socket(sock)
         _check_sendfile_params(sock, file, offset, count)
         try:
             return await self._sock_sendfile_native(sock, file, offset, count)
@@ -305,14 +308,14 @@ class SocketOpsMixin:
         total = [0]
         pos = [offset]
         fut = self.create_future()
-        self._sendfile_step(fut, None, sock, fileno, pos, count, total, registered=False)
+        self._sendfile_step(fut, sock, fileno, pos, count, total, registered=False)
         try:
             return await fut
         finally:
             if total[0] > 0:
                 file.seek(offset + total[0])
 
-    def _sendfile_step(self, fut, _unused, sock, fileno, pos, count, total, registered=True):
+    def _sendfile_step(self, fut, sock, fileno, pos, count, total, registered=True):
         if fut.done():
             return
         while True:
@@ -327,13 +330,11 @@ class SocketOpsMixin:
                 sent = os.sendfile(sock.fileno(), fileno, pos[0], blocksize)
             except (BlockingIOError, InterruptedError):
                 if not registered:
-                    self._wait_io(fut, sock, True, self._sendfile_step, fut, None, sock, fileno,
+                    self._wait_io(fut, sock, True, self._sendfile_step, fut, sock, fileno,
                                   pos, count, total)
                 return
             except OSError as exc:
-                if total[0] == 0 and exc.errno in (errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS,
-                                                   errno.EOPNOTSUPP if hasattr(errno, "EOPNOTSUPP")
-                                                   else errno.ENOSYS):
+                if total[0] == 0 and exc.errno in _SENDFILE_UNSUPPORTED:
                     err = _compat.SendfileNotAvailableError("os.sendfile call failed")
                     err.__cause__ = exc
                     fut.set_exception(err)
