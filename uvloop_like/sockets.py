@@ -116,12 +116,13 @@ class SocketOpsMixin:
         if not handle.cancelled():
             remove(fd)
 
-    def _retry(self, fut, call, *args):
-        """Reader/writer callback: try the call again; done unless it would block."""
+    def _retry(self, fut, sock, method, *args):
+        """Reader/writer callback: try sock.<method>(*args) again; done unless
+        it would block.  The method is looked up on every try, as stdlib does."""
         if fut.done():
             return
         try:
-            result = call(*args)
+            result = getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -131,13 +132,13 @@ class SocketOpsMixin:
         else:
             fut.set_result(result)
 
-    async def _sock_call(self, sock, writer, call, *args):
+    async def _sock_call(self, sock, writer, method, *args):
         try:
-            return call(*args)
+            return getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             pass
         fut = self.create_future()
-        self._wait_io(fut, sock, writer, self._retry, fut, call, *args)
+        self._wait_io(fut, sock, writer, self._retry, fut, sock, method, *args)
         try:
             return await fut
         finally:
@@ -146,29 +147,29 @@ class SocketOpsMixin:
     async def sock_recv(self, sock, n):
         """Receive up to n bytes from a non-blocking socket."""
         self._check_nonblocking(sock)
-        return await self._sock_call(sock, False, sock.recv, n)
+        return await self._sock_call(sock, False, "recv", n)
 
     async def sock_recv_into(self, sock, buf):
         """Receive into ``buf``; return the number of bytes received."""
         self._check_nonblocking(sock)
-        return await self._sock_call(sock, False, sock.recv_into, buf)
+        return await self._sock_call(sock, False, "recv_into", buf)
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
         self._check_nonblocking(sock)
-        return await self._sock_call(sock, False, sock.recvfrom, bufsize)
+        return await self._sock_call(sock, False, "recvfrom", bufsize)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
         self._check_nonblocking(sock)
         if not nbytes:
             nbytes = len(buf)
-        return await self._sock_call(sock, False, sock.recvfrom_into, buf, nbytes)
+        return await self._sock_call(sock, False, "recvfrom_into", buf, nbytes)
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to ``address``; return the number of bytes sent."""
         self._check_nonblocking(sock)
-        return await self._sock_call(sock, True, sock.sendto, data, address)
+        return await self._sock_call(sock, True, "sendto", data, address)
 
     async def sock_sendall(self, sock, data):
         """Send all of ``data``; returns None once the kernel has taken it."""
