@@ -14,9 +14,11 @@ declares live in uvloop_like/_native/uvl.c.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from cffi import FFI
@@ -34,6 +36,11 @@ unsigned int uv_version(void);
 const char* uv_version_string(void);
 const char* uv_err_name(int err);
 const char* uv_strerror(int err);
+
+#define UV_EOF ...
+#define UV_EAGAIN ...
+#define UV_ECANCELED ...
+#define UV_ENOBUFS ...
 """
 
 CDEF_LOOP_HANDLES = """
@@ -74,6 +81,23 @@ typedef struct {
 
 int uv_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd);
 int uv_poll_stop(uv_poll_t *handle);
+"""
+
+CDEF_STREAM = """
+typedef struct {
+    char *base;
+    size_t len;
+} uv_buf_t;
+
+typedef struct {
+    void *data;
+    ...;
+} uv_write_t;
+
+typedef struct {
+    void *data;
+    ...;
+} uv_shutdown_t;
 """
 
 CDEF_DNS = """
@@ -118,6 +142,11 @@ CDEF_HELPERS = """
 #define UVL_EV_CLOSE ...
 #define UVL_EV_GETADDRINFO ...
 #define UVL_EV_GETNAMEINFO ...
+#define UVL_EV_READ ...
+#define UVL_EV_WRITE ...
+#define UVL_EV_SHUTDOWN ...
+#define UVL_EV_CONNECTION ...
+#define UVL_ARENA_SIZE ...
 
 typedef struct {
     void *owner;
@@ -131,8 +160,17 @@ typedef struct {
     uvl_event_t *events;
     size_t nevents;
     int overflow;
+    char *arena;
     ...;
 } uvl_loop_t;
+
+/* Starts with the uv_tcp_t / uv_pipe_t (a union): castable to uv_handle_t *. */
+typedef struct {
+    char *posted;
+    size_t posted_len;
+    int buffered;
+    ...;
+} uvl_stream_t;
 
 int uvl_loop_init(uvl_loop_t *l);
 int uvl_run(uvl_loop_t *l, int64_t timeout_ms);
@@ -141,6 +179,23 @@ int uvl_loop_close(uvl_loop_t *l);
 
 int uvl_poll_start(uv_poll_t *handle, int events);
 void uvl_close(uv_handle_t *handle);
+
+int uvl_tcp_init(uv_loop_t *loop, uvl_stream_t *s);
+int uvl_pipe_init(uv_loop_t *loop, uvl_stream_t *s, int ipc);
+int uvl_tcp_open(uvl_stream_t *s, int fd);
+int uvl_pipe_open(uvl_stream_t *s, int fd);
+int uvl_tcp_nodelay(uvl_stream_t *s, int enable);
+int uvl_read_start(uvl_stream_t *s);
+int uvl_read_stop(uvl_stream_t *s);
+int uvl_try_write(uvl_stream_t *s, const char *data, size_t len);
+int uvl_try_writev(uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs);
+int uvl_write(uv_write_t *req, uvl_stream_t *s, const char *data, size_t len);
+int uvl_writev(uv_write_t *req, uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs);
+int uvl_shutdown(uv_shutdown_t *req, uvl_stream_t *s);
+int uvl_listen(uvl_stream_t *s, int backlog);
+int uvl_accept(uvl_stream_t *server, uvl_stream_t *client);
+size_t uvl_write_queue_size(uvl_stream_t *s);
+int uvl_stream_fileno(uvl_stream_t *s);
 
 int uvl_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req,
                     const char *node, const char *service,
@@ -152,7 +207,7 @@ int uvl_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, int family,
                     unsigned int scope_id, int flags);
 """
 
-CDEF = "".join([CDEF_VERSION_ERRORS, CDEF_LOOP_HANDLES, CDEF_POLL, CDEF_DNS, CDEF_HELPERS])
+CDEF = "".join([CDEF_VERSION_ERRORS, CDEF_LOOP_HANDLES, CDEF_POLL, CDEF_STREAM, CDEF_DNS, CDEF_HELPERS])
 
 
 # --- libuv sources ---------------------------------------------------------
@@ -220,20 +275,23 @@ def build_static_libuv():
     cflags += ["-D" + d for d in defines]
     cflags += ["-I" + os.path.join(src_root, "include"), "-I" + os.path.join(src_root, "src")]
     sources = LIBUV_COMMON + LIBUV_UNIX + extra_sources
-    objects = []
+    # The archive is shared by every interpreter's build in this tree (libuv does
+    # not depend on Python).  Build in a private directory and publish with one
+    # rename, so two builds at once (two venvs) never see a half-written archive.
+    work = tempfile.mkdtemp(prefix="tmp-", dir=out_dir)
+    try:
+        def compile_one(rel):
+            obj = os.path.join(work, rel.replace("/", "_")[:-2] + ".o")
+            _run(cc + cflags + ["-c", os.path.join(src_root, "src", rel), "-o", obj])
+            return obj
 
-    def compile_one(rel):
-        obj = os.path.join(out_dir, rel.replace("/", "_")[:-2] + ".o")
-        _run(cc + cflags + ["-c", os.path.join(src_root, "src", rel), "-o", obj])
-        return obj
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        objects = list(pool.map(compile_one, sources))
-    tmp = archive + ".tmp"
-    if os.path.exists(tmp):
-        os.remove(tmp)
-    _run([os.environ.get("AR", "ar"), "rcs", tmp] + objects)
-    os.replace(tmp, archive)
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            objects = list(pool.map(compile_one, sources))
+        tmp = os.path.join(work, "libuv.a")
+        _run([os.environ.get("AR", "ar"), "rcs", tmp] + objects)
+        os.replace(tmp, archive)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return src_root, archive, libraries
 
 
@@ -268,6 +326,11 @@ def _make_ffi():
             # Keep libuv's symbols private to this module, so another libuv in
             # the process (uvloop's, a system one) never interposes.
             kwargs["extra_link_args"] = ["-Wl,--exclude-libs,ALL"]
+    # Not the stable ABI (cffi's default on CPython): each interpreter gets its
+    # own _uv.cpython-3XX-*.so / _uv.pypy39-*.so, so several venvs can build in
+    # one tree without overwriting the module another one has loaded, and a
+    # module never meets a _cffi_backend of another cffi version.
+    kwargs["py_limited_api"] = False
     ffi.set_source("uvloop_like._uv", helpers, **kwargs)
     return ffi
 
@@ -276,8 +339,9 @@ ffibuilder = _make_ffi()
 
 if __name__ == "__main__":
     # Build in place: python build_ffi.py
-    ffibuilder.compile(tmpdir=os.path.join(HERE, "build", "cffi"), verbose=False)
-    import glob
-    import shutil
-    for path in glob.glob(os.path.join(HERE, "build", "cffi", "uvloop_like", "_uv*.so")):
-        shutil.copy(path, os.path.join(HERE, "uvloop_like"))
+    built = ffibuilder.compile(tmpdir=os.path.join(HERE, "build", "cffi"), verbose=False)
+    target = os.path.join(HERE, "uvloop_like", os.path.basename(built))
+    # Copy then rename: a process that has the old module loaded keeps it intact.
+    shutil.copy(built, target + ".tmp")
+    os.replace(target + ".tmp", target)
+    print("built", target)

@@ -33,6 +33,7 @@ from asyncio import events as _events
 from asyncio import format_helpers as _format_helpers
 from asyncio import futures as _futures
 from asyncio import tasks as _tasks
+from asyncio import trsock
 
 import asyncio
 
@@ -40,6 +41,7 @@ from . import _compat, dns
 from .handles.core import LoopCore
 from .handles.poll import READABLE, PollHandle
 from .sockets import SocketOpsMixin
+from .transports.stream import adopt_socket
 
 logger = logging.getLogger("asyncio")
 
@@ -61,6 +63,7 @@ _MAX_WAIT_MS = 24 * 3600 * 1000
 # entries are cancelled.
 _MIN_CANCELLED_TIMERS = 100
 _DEBUG_STACK_DEPTH = 10
+_ACCEPT_RETRY_DELAY = 1
 
 
 def _is_debug_mode():
@@ -614,13 +617,16 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
             return
         try:
             ctx = None
-            thing = context.get("task")
-            if thing is None:
-                thing = context.get("future")
-            if thing is None:
-                thing = context.get("handle")
-            if _compat.PY312 and thing is not None and hasattr(thing, "get_context"):
-                ctx = thing.get_context()
+            # 3.12+ runs the handler in the context of the failing task,
+            # future or handle; 3.11 and older pass ``context`` on untouched.
+            if _compat.PY312:
+                thing = context.get("task")
+                if thing is None:
+                    thing = context.get("future")
+                if thing is None:
+                    thing = context.get("handle")
+                if thing is not None and hasattr(thing, "get_context"):
+                    ctx = thing.get_context()
             if ctx is not None and hasattr(ctx, "run"):
                 ctx.run(self._exception_handler, self, context)
             else:
@@ -717,7 +723,7 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
     def set_default_executor(self, executor):
         if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             if _compat.PY311:
-                raise TypeError("executor must be ThreadPoolExecutor")
+                raise TypeError("executor must be ThreadPoolExecutor instance")
             warnings.warn("Using the default executor that is not an instance of "
                           "ThreadPoolExecutor is deprecated and will be prohibited "
                           "in Python 3.9", DeprecationWarning, 2)
@@ -940,6 +946,73 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
             except (ValueError, OSError) as exc:
                 logger.info("set_wakeup_fd(-1) failed: %s", exc)
         return True
+
+    # --- stream transports and serving --------------------------------------
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        """A transport for a connected stream socket (TCP or unix); libuv
+        adopts the descriptor and ``sock`` is detached."""
+        return adopt_socket(self, sock, protocol, waiter, extra, server)
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
+                       ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        """Accept connections on listening ``sock`` (asyncio.Server calls
+        this).  Accepting is stdlib's: up to ``backlog`` accept() calls per
+        readiness, and a one second back-off when out of descriptors (libuv's
+        own accept would drop those clients instead)."""
+        self._add_reader(sock.fileno(), self._accept_connection, protocol_factory, sock, sslcontext,
+                         server, backlog, ssl_handshake_timeout, ssl_shutdown_timeout)
+
+    def _stop_serving(self, sock):
+        self._remove_reader(sock.fileno())
+        sock.close()
+
+    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
+                           ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        for _ in range(backlog):
+            try:
+                conn, addr = sock.accept()
+                conn.setblocking(False)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.call_exception_handler({
+                        "message": "socket.accept() out of system resource",
+                        "exception": exc,
+                        "socket": trsock.TransportSocket(sock),
+                    })
+                    self._remove_reader(sock.fileno())
+                    self.call_later(_ACCEPT_RETRY_DELAY, self._start_serving, protocol_factory, sock,
+                                    sslcontext, server, backlog, ssl_handshake_timeout,
+                                    ssl_shutdown_timeout)
+                    return
+                raise
+            self._accept_one(protocol_factory, conn, {"peername": addr}, sslcontext, server,
+                             ssl_handshake_timeout, ssl_shutdown_timeout)
+
+    def _accept_one(self, protocol_factory, conn, extra, sslcontext, server,
+                    ssl_handshake_timeout, ssl_shutdown_timeout):
+        protocol = None
+        transport = None
+        try:
+            if sslcontext is not None:
+                raise NotImplementedError("uvloop_like: TLS servers are not implemented yet")
+            protocol = protocol_factory()
+            transport = self._make_socket_transport(conn, protocol, extra=extra, server=server)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if conn.fileno() != -1:
+                conn.close()  # not adopted by libuv: still ours to close
+            if self._debug:
+                context = {"message": "Error on transport creation for incoming connection",
+                           "exception": exc}
+                if protocol is not None:
+                    context["protocol"] = protocol
+                if transport is not None:
+                    context["transport"] = transport
+                self.call_exception_handler(context)
 
     # --- implemented by later work -------------------------------------------
 

@@ -20,6 +20,18 @@
 #define UVL_EV_CLOSE 2
 #define UVL_EV_GETADDRINFO 3
 #define UVL_EV_GETNAMEINFO 4
+#define UVL_EV_READ 5          /* status: nread or error; events: arena offset, -1: posted buffer */
+#define UVL_EV_WRITE 6         /* owner: the stream's owner; writes complete in FIFO order */
+#define UVL_EV_SHUTDOWN 7
+#define UVL_EV_CONNECTION 8    /* a listening stream has a connection to accept */
+
+/* Reads land in one loop-wide arena, reset by every uvl_run(): each read
+ * takes the next free slice, so every read of one iteration stays intact
+ * until Python has copied it out (once, into the bytes for data_received).
+ * When the arena is full, alloc returns no buffer: libuv reports UV_ENOBUFS,
+ * which is ignored, and the still-readable descriptor is read next time. */
+#define UVL_ARENA_SIZE (256 * 1024)
+#define UVL_READ_CHUNK (64 * 1024)
 
 typedef struct {
     void *owner;    /* the Python owner's ffi handle (handle->data / req->data) */
@@ -36,7 +48,23 @@ typedef struct {
     size_t nevents;
     size_t capacity;
     int overflow;           /* set when the events array could not grow */
+    char *arena;            /* UVL_ARENA_SIZE bytes for reads (see above) */
+    size_t arena_used;
 } uvl_loop_t;
+
+/* A stream handle (TCP or pipe) and the BufferedProtocol buffer Python has
+ * posted for its next read. */
+typedef struct {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } u;
+    char *posted;        /* memory from get_buffer(); NULL once a read used it */
+    size_t posted_len;
+    int buffered;        /* 1: read only into the posted buffer, never the arena */
+} uvl_stream_t;
 
 static void uvl_push(uv_loop_t *loop, void *owner, int kind, int status, int events)
 {
@@ -101,6 +129,15 @@ static int uvl_loop_init(uvl_loop_t *l)
     l->nevents = 0;
     l->capacity = 0;
     l->overflow = 0;
+    l->arena = (char *)malloc(UVL_ARENA_SIZE);
+    l->arena_used = 0;
+    if (l->arena == NULL) {
+        uv_close((uv_handle_t *)&l->wake_timer, NULL);
+        uv_close((uv_handle_t *)&l->wakeup, NULL);
+        uv_run(&l->uv, UV_RUN_DEFAULT);
+        uv_loop_close(&l->uv);
+        return UV_ENOMEM;
+    }
     return 0;
 }
 
@@ -111,6 +148,7 @@ static int uvl_loop_init(uvl_loop_t *l)
 static int uvl_run(uvl_loop_t *l, int64_t timeout_ms)
 {
     l->nevents = 0;
+    l->arena_used = 0;
     if (timeout_ms == 0) {
         uv_run(&l->uv, UV_RUN_NOWAIT);
     } else {
@@ -147,6 +185,8 @@ static int uvl_loop_close(uvl_loop_t *l)
     r = uv_loop_close(&l->uv);
     free(l->events);
     l->events = NULL;
+    free(l->arena);
+    l->arena = NULL;
     l->nevents = 0;
     l->capacity = 0;
     return r;
@@ -228,4 +268,147 @@ static int uvl_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, int family,
         return UV_EAFNOSUPPORT;
     }
     return uv_getnameinfo(loop, req, uvl_getnameinfo_cb, (const struct sockaddr *)&ss, flags);
+}
+
+
+/* --- streams (TCP, pipes) ---------------------------------------------- */
+
+static void uvl_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    uvl_stream_t *s = (uvl_stream_t *)handle;
+    uvl_loop_t *l = (uvl_loop_t *)handle->loop;
+    size_t avail;
+    (void)suggested;
+    if (s->posted != NULL) {
+        buf->base = s->posted;
+        buf->len = s->posted_len;
+        return;
+    }
+    avail = UVL_ARENA_SIZE - l->arena_used;
+    if (s->buffered || avail == 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = l->arena + l->arena_used;
+    buf->len = avail < UVL_READ_CHUNK ? avail : UVL_READ_CHUNK;
+}
+
+static void uvl_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    uvl_stream_t *s = (uvl_stream_t *)stream;
+    uvl_loop_t *l = (uvl_loop_t *)stream->loop;
+    if (nread == 0 || nread == UV_ENOBUFS)
+        return;  /* EAGAIN, or no buffer this time: try again next iteration */
+    if (nread < 0) {
+        uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, 0);
+        return;
+    }
+    if (s->posted != NULL && buf->base == s->posted) {
+        s->posted = NULL;  /* Python posts the next buffer after buffer_updated() */
+        uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, -1);
+    } else {
+        int offset = (int)(buf->base - l->arena);
+        l->arena_used += (size_t)nread;
+        uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, offset);
+    }
+}
+
+static void uvl_write_cb(uv_write_t *req, int status)
+{
+    uvl_push(req->handle->loop, req->handle->data, UVL_EV_WRITE, status, 0);
+}
+
+static void uvl_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    uvl_push(req->handle->loop, req->handle->data, UVL_EV_SHUTDOWN, status, 0);
+}
+
+static void uvl_connection_cb(uv_stream_t *server, int status)
+{
+    uvl_push(server->loop, server->data, UVL_EV_CONNECTION, status, 0);
+}
+
+static int uvl_tcp_init(uv_loop_t *loop, uvl_stream_t *s)
+{
+    return uv_tcp_init(loop, &s->u.tcp);
+}
+
+static int uvl_pipe_init(uv_loop_t *loop, uvl_stream_t *s, int ipc)
+{
+    return uv_pipe_init(loop, &s->u.pipe, ipc);
+}
+
+static int uvl_tcp_open(uvl_stream_t *s, int fd)
+{
+    return uv_tcp_open(&s->u.tcp, (uv_os_sock_t)fd);
+}
+
+static int uvl_pipe_open(uvl_stream_t *s, int fd)
+{
+    return uv_pipe_open(&s->u.pipe, (uv_file)fd);
+}
+
+static int uvl_tcp_nodelay(uvl_stream_t *s, int enable)
+{
+    return uv_tcp_nodelay(&s->u.tcp, enable);
+}
+
+static int uvl_read_start(uvl_stream_t *s)
+{
+    return uv_read_start(&s->u.stream, uvl_alloc_cb, uvl_read_cb);
+}
+
+static int uvl_read_stop(uvl_stream_t *s)
+{
+    return uv_read_stop(&s->u.stream);
+}
+
+static int uvl_try_write(uvl_stream_t *s, const char *data, size_t len)
+{
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    return uv_try_write(&s->u.stream, &buf, 1);
+}
+
+static int uvl_try_writev(uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)
+{
+    return uv_try_write(&s->u.stream, bufs, nbufs);
+}
+
+static int uvl_write(uv_write_t *req, uvl_stream_t *s, const char *data, size_t len)
+{
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    return uv_write(req, &s->u.stream, &buf, 1, uvl_write_cb);
+}
+
+static int uvl_writev(uv_write_t *req, uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)
+{
+    return uv_write(req, &s->u.stream, bufs, nbufs, uvl_write_cb);
+}
+
+static int uvl_shutdown(uv_shutdown_t *req, uvl_stream_t *s)
+{
+    return uv_shutdown(req, &s->u.stream, uvl_shutdown_cb);
+}
+
+static int uvl_listen(uvl_stream_t *s, int backlog)
+{
+    return uv_listen(&s->u.stream, backlog, uvl_connection_cb);
+}
+
+static int uvl_accept(uvl_stream_t *server, uvl_stream_t *client)
+{
+    return uv_accept(&server->u.stream, &client->u.stream);
+}
+
+static size_t uvl_write_queue_size(uvl_stream_t *s)
+{
+    return s->u.stream.write_queue_size;
+}
+
+static int uvl_stream_fileno(uvl_stream_t *s)
+{
+    uv_os_fd_t fd;
+    int r = uv_fileno(&s->u.handle, &fd);
+    return r < 0 ? r : (int)fd;
 }

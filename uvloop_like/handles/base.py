@@ -33,7 +33,8 @@ class UVHandle:
         self._loop = loop
         self._ptr = ffi.new(self._ctype)
         self._data = ffi.new_handle(self)
-        self._ptr.data = self._data
+        # Every uv_*_t (and uvl_stream_t) starts with uv_handle_t's fields.
+        ffi.cast("uv_handle_t *", self._ptr).data = self._data
         self._state = UVHandle.CREATED
 
     def _activated(self):

@@ -17,6 +17,10 @@ from ..errors import convert_error
 
 EV_POLL = lib.UVL_EV_POLL
 EV_CLOSE = lib.UVL_EV_CLOSE
+EV_READ = lib.UVL_EV_READ
+EV_WRITE = lib.UVL_EV_WRITE
+EV_SHUTDOWN = lib.UVL_EV_SHUTDOWN
+EV_CONNECTION = lib.UVL_EV_CONNECTION
 
 # Loops whose libuv teardown failed keep their memory here for the life of the
 # process: freeing a struct that libuv may still touch would be a crash.
@@ -26,7 +30,7 @@ _leaked = []
 class LoopCore:
     """Owns one ``uvl_loop_t`` (a ``uv_loop_t`` plus the core's handles)."""
 
-    __slots__ = ("ptr", "uv", "run", "pending", "closed")
+    __slots__ = ("ptr", "uv", "run", "pending", "closed", "arena")
 
     def __init__(self):
         self.ptr = ffi.new("uvl_loop_t *")
@@ -41,17 +45,33 @@ class LoopCore:
         self.run = functools.partial(lib.uvl_run, self.ptr)
         self.pending = collections.deque()
         self.closed = False
+        # The reads of the last run, by offset (see collect).
+        self.arena = ffi.buffer(self.ptr.arena, lib.UVL_ARENA_SIZE)
 
     def collect(self, n):
-        """Copy the ``n`` completions of the last run into ``pending``."""
+        """Copy the ``n`` completions of the last run into ``pending``.
+
+        A read into the arena is copied out here, once, into the bytes that
+        data_received will get: the next run reuses the arena, and a
+        completion left pending (an owner raised) must not see new data."""
         if n < 0:
             raise MemoryError("uvloop_like: cannot record libuv completions")
         events = self.ptr.events
         from_handle = ffi.from_handle
         append = self.pending.append
+        arena = self.arena
         for i in range(n):
             ev = events[i]
-            append((from_handle(ev.owner), ev.kind, ev.status, ev.events))
+            kind = ev.kind
+            if kind == EV_READ:
+                nread = ev.status
+                offset = ev.events
+                if nread > 0 and offset >= 0:
+                    append((from_handle(ev.owner), kind, nread, arena[offset:offset + nread]))
+                else:
+                    append((from_handle(ev.owner), kind, nread, None))
+            else:
+                append((from_handle(ev.owner), kind, ev.status, ev.events))
 
     def run_once(self, timeout_ms):
         """run() then collect(): for the paths that are not hot."""
@@ -68,8 +88,16 @@ class LoopCore:
         popleft = pending.popleft
         while pending:
             owner, kind, status, events = popleft()
-            if kind == EV_POLL:
+            if kind == EV_READ:
+                owner._on_read(status, events)
+            elif kind == EV_WRITE:
+                owner._on_write(status)
+            elif kind == EV_POLL:
                 owner._on_poll(status, events)
+            elif kind == EV_SHUTDOWN:
+                owner._on_shutdown(status)
+            elif kind == EV_CONNECTION:
+                owner._on_connection(status)
             elif kind == EV_CLOSE:
                 owner._on_close()
             else:

@@ -1,0 +1,155 @@
+"""uv_tcp_t / uv_pipe_t streams, behind one ``uvl_stream_t`` (see uvl.c).
+
+Reads: libuv reads into the loop's arena (or, for a BufferedProtocol, into
+the buffer posted with ``post_buffer``); each read is one ``UVL_EV_READ``
+completion, dispatched to ``on_read(nread, offset)`` after uv_run returns.
+Writes: ``try_write`` first; what the kernel did not take goes to
+``write``, whose completions (``on_write(status)``) arrive in FIFO order.
+"""
+from __future__ import annotations
+
+from .._uv import ffi, lib
+from ..errors import convert_error
+from .base import UVHandle
+
+ARENA_SIZE = lib.UVL_ARENA_SIZE
+UV_EAGAIN = lib.UV_EAGAIN
+UV_EOF = lib.UV_EOF
+UV_ECANCELED = lib.UV_ECANCELED
+
+
+def _ignore(*args):
+    pass
+
+
+class StreamHandle(UVHandle):
+    """One libuv stream.  ``on_read``, ``on_write``, ``on_shutdown`` and
+    ``on_connection`` are set by the owner (a transport or a server)."""
+
+    __slots__ = ("_on_read", "_on_write", "_on_shutdown", "_on_connection", "_posted", "_reqs", "tcp")
+
+    _ctype = "uvl_stream_t *"
+
+    def __init__(self, loop, tcp=True):
+        super().__init__(loop)
+        self.tcp = tcp
+        self._on_read = self._on_write = self._on_shutdown = self._on_connection = _ignore
+        self._posted = None   # the cdata keeping the posted buffer alive
+        self._reqs = []       # uv_write_t / uv_shutdown_t structs libuv still points to
+        if tcp:
+            status = lib.uvl_tcp_init(loop._core.uv, self._ptr)
+        else:
+            status = lib.uvl_pipe_init(loop._core.uv, self._ptr, 0)
+        if status < 0:
+            raise convert_error(status)
+        self._activated()
+
+    def set_callbacks(self, on_read=None, on_write=None, on_shutdown=None, on_connection=None):
+        if on_read is not None:
+            self._on_read = on_read
+        if on_write is not None:
+            self._on_write = on_write
+        if on_shutdown is not None:
+            self._on_shutdown = on_shutdown
+        if on_connection is not None:
+            self._on_connection = on_connection
+
+    def open(self, fd):
+        """Adopt ``fd``: from now on libuv owns it and closes it."""
+        if self.tcp:
+            status = lib.uvl_tcp_open(self._ptr, fd)
+        else:
+            status = lib.uvl_pipe_open(self._ptr, fd)
+        if status < 0:
+            raise convert_error(status)
+
+    def fileno(self):
+        fd = lib.uvl_stream_fileno(self._ptr)
+        return fd if fd >= 0 else -1
+
+    def set_nodelay(self, enable):
+        if self.tcp:
+            status = lib.uvl_tcp_nodelay(self._ptr, 1 if enable else 0)
+            if status < 0:
+                raise convert_error(status)
+
+    # --- reading -------------------------------------------------------------
+
+    def set_buffered(self, buffered):
+        """BufferedProtocol mode: read only into posted buffers."""
+        self._ptr.buffered = 1 if buffered else 0
+        if not buffered:
+            self.unpost()
+
+    def post_buffer(self, buf):
+        """Let libuv's next read of this stream land in ``buf`` (writable)."""
+        posted = ffi.from_buffer(buf, require_writable=True)
+        self._posted = posted
+        self._ptr.posted = posted
+        self._ptr.posted_len = len(posted)
+
+    def has_posted(self):
+        """A posted buffer no read has used yet?"""
+        return self._ptr.posted != ffi.NULL
+
+    def unpost(self):
+        self._ptr.posted = ffi.NULL
+        self._ptr.posted_len = 0
+        self._posted = None
+
+    def read_start(self):
+        status = lib.uvl_read_start(self._ptr)
+        if status < 0:
+            raise convert_error(status)
+
+    def read_stop(self):
+        if self._state == UVHandle.ACTIVE:
+            lib.uvl_read_stop(self._ptr)
+
+    # --- writing -------------------------------------------------------------
+
+    def try_write(self, data):
+        """Write what the kernel takes now, without blocking; return its size."""
+        n = lib.uvl_try_write(self._ptr, ffi.from_buffer(data), len(data))
+        if n < 0:
+            if n == UV_EAGAIN:
+                return 0
+            raise convert_error(n)
+        return n
+
+    def write(self, data):
+        """Queue ``data`` (kept alive by the caller until on_write)."""
+        req = ffi.new("uv_write_t *")
+        status = lib.uvl_write(req, self._ptr, ffi.from_buffer(data), len(data))
+        if status < 0:
+            raise convert_error(status)
+        self._reqs.append(req)
+
+    def write_done(self):
+        """Release the oldest write request (its completion arrived)."""
+        del self._reqs[0]
+
+    def shutdown(self):
+        """Send EOF after the queued writes (half-close)."""
+        req = ffi.new("uv_shutdown_t *")
+        status = lib.uvl_shutdown(req, self._ptr)
+        if status < 0:
+            raise convert_error(status)
+        self._reqs.append(req)
+
+    # --- listening -----------------------------------------------------------
+
+    def listen(self, backlog):
+        status = lib.uvl_listen(self._ptr, backlog)
+        if status < 0:
+            raise convert_error(status)
+
+    def accept(self, client):
+        status = lib.uvl_accept(self._ptr, client._ptr)
+        if status < 0:
+            raise convert_error(status)
+
+    def _on_close(self):
+        super()._on_close()
+        self._reqs = []
+        self._posted = None

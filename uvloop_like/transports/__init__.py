@@ -1,0 +1,1 @@
+"""The asyncio Transport faces of libuv handles."""

@@ -1,0 +1,472 @@
+"""The asyncio Transport face of a libuv stream (TCP or unix socket).
+
+Protocol state machine (asyncio's): connection_made first; then any number
+of data_received (or get_buffer/buffer_updated for a BufferedProtocol); at
+most one eof_received, after which no more data; connection_lost exactly
+once, last.  One close path for everything: ``_fatal_error`` ->
+``_force_close`` -> ``call_soon(_call_connection_lost)``, which tells the
+protocol and only then closes the libuv handle.
+"""
+from __future__ import annotations
+
+import collections
+import contextvars
+import logging
+import os
+import socket
+import warnings
+from asyncio import constants as _constants
+from asyncio import protocols as _protocols
+from asyncio import transports as _transports
+from asyncio import trsock as _trsock
+
+from .. import _compat
+from ..errors import convert_error
+from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
+
+logger = logging.getLogger("asyncio")
+
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = getattr(_constants, "LOG_THRESHOLD_FOR_CONNLOST_WRITES", 5)
+try:
+    _SENDFILE_TRY_NATIVE = _constants._SendfileMode.TRY_NATIVE
+except AttributeError:  # pragma: no cover
+    _SENDFILE_TRY_NATIVE = None
+
+
+def _set_result_unless_cancelled(fut, result):
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
+class StreamTransport(_transports._FlowControlMixin):
+    """A connected TCP or unix stream socket owned by libuv."""
+
+    _start_tls_compatible = True
+    _sendfile_compatible = _SENDFILE_TRY_NATIVE
+
+    def __init__(self, loop, handle, protocol, waiter=None, extra=None, server=None, sock=None):
+        super().__init__(extra, loop)
+        self._handle = handle                  # the StreamHandle (libuv owns the fd)
+        self._fd = handle.fileno()             # libuv's descriptor, for the loop's registry
+        self._sock = sock                      # a dup()'d socket for get_extra_info, made lazily
+        self._server = server                  # the Server that accepted us, or None
+        self._protocol = None
+        self._protocol_connected = False
+        self._buffered = False                 # BufferedProtocol: libuv reads into get_buffer()
+        self._context = contextvars.copy_context()  # protocol callbacks run in it, as with stdlib
+        self._closing = False                  # close() or _force_close() called
+        self._conn_lost = 0                    # connection_lost scheduled (and writes after it)
+        self._paused = False                   # pause_reading() in effect
+        self._reading = False                  # libuv's read_start in effect
+        self._eof = False                      # write_eof() called
+        self._held = collections.deque()       # reads that arrived after pause_reading()
+        self._write_sizes = collections.deque()  # size of each queued uv_write, FIFO
+        self._write_data = collections.deque()   # the data each queued uv_write points to
+        self._write_buffer_size = 0            # bytes queued in libuv, not yet written
+        self._empty_waiter = None              # future waited on by sendfile, or None
+        handle.set_callbacks(on_read=self._on_read, on_write=self._on_write,
+                             on_shutdown=self._on_shutdown)
+        self.set_protocol(protocol)
+        loop._transports[self._fd] = self
+        if server is not None:
+            if _compat.PY313:
+                server._attach(self)            # 3.13: the server tracks its clients
+            else:
+                server._attach()
+        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def __repr__(self):
+        info = [self.__class__.__name__]
+        if self._handle is None or self._handle.closed:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._fd}")
+        if self._handle is not None and not self._handle.closed:
+            info.append("read=polling" if self._reading else "read=idle")
+            info.append(f"write=<bufsize={self._write_buffer_size}>")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self, _warn=warnings.warn):
+        if self._handle is not None and not self._closing and not self._handle.closed:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._handle.close()
+
+    # --- extra info ------------------------------------------------------------
+
+    def _make_extra_socket(self):
+        # libuv owns self._fd; get_extra_info('socket') wraps a duplicate, so
+        # nothing Python does to that object can close libuv's descriptor.
+        if self._sock is None and self._fd >= 0 and not self._handle.closed:
+            try:
+                self._sock = socket.socket(fileno=os.dup(self._fd))
+            except OSError:
+                return None
+        return self._sock
+
+    def get_extra_info(self, name, default=None):
+        if name in self._extra:
+            return self._extra[name]
+        if name == "socket":
+            sock = self._make_extra_socket()
+            if sock is None:
+                return default
+            value = _trsock.TransportSocket(sock)
+            self._extra["socket"] = value
+            return value
+        if name in ("sockname", "peername"):
+            sock = self._make_extra_socket()
+            if sock is None:
+                return default
+            try:
+                value = sock.getsockname() if name == "sockname" else sock.getpeername()
+            except OSError:
+                value = None
+            self._extra[name] = value
+            return value if value is not None else default
+        return default
+
+    # --- protocol ----------------------------------------------------------------
+
+    def set_protocol(self, protocol):
+        buffered = isinstance(protocol, _protocols.BufferedProtocol)
+        self._protocol = protocol
+        self._protocol_connected = True
+        if buffered != self._buffered or not buffered:
+            self._buffered = buffered
+            if self._handle is not None and not self._handle.closed:
+                self._handle.set_buffered(buffered)
+                if buffered and self._reading:
+                    self._post_buffer()
+
+    def get_protocol(self):
+        return self._protocol
+
+    def is_closing(self):
+        return self._closing
+
+    # --- reading -----------------------------------------------------------------
+
+    def is_reading(self):
+        return not self._paused and not self._closing
+
+    def pause_reading(self):
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._stop_reading()
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        if self._held:
+            self._loop.call_soon(self._deliver_held)
+        else:
+            self._start_reading()
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _start_reading(self):
+        if self._closing or self._paused or self._reading or self._handle.closed:
+            return
+        try:
+            if self._buffered and not self._handle.has_posted() and not self._post_buffer():
+                return
+            self._handle.read_start()
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        self._reading = True
+
+    def _stop_reading(self):
+        if self._reading:
+            self._reading = False
+            self._handle.read_stop()
+
+    def _post_buffer(self):
+        """BufferedProtocol: ask for the buffer the next read lands in."""
+        try:
+            buf = self._context.run(self._protocol.get_buffer, -1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            self._handle.post_buffer(buf)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return False
+        return True
+
+    def _deliver_held(self):
+        while self._held and not self._paused and not self._closing:
+            nread, data = self._held.popleft()
+            self._deliver(nread, data)
+        if not self._held:
+            self._start_reading()
+
+    def _on_read(self, nread, data):
+        """A read completed: nread bytes (in ``data``, or in the posted
+        buffer when data is None), or EOF / an error when nread < 0."""
+        if self._closing:
+            return
+        if self._paused or self._held:
+            # Reads libuv finished in the same iteration as pause_reading():
+            # keep them, in order, for resume_reading().  A read into the
+            # posted buffer stays there: nothing asks for a new buffer
+            # until it has been delivered.
+            self._held.append((nread, data))
+            return
+        self._deliver(nread, data)
+
+    def _deliver(self, nread, data):
+        if nread > 0:
+            try:
+                if data is None:
+                    self._context.run(self._protocol.buffer_updated, nread)
+                elif self._buffered:
+                    self._context.run(self._feed_buffered, data)
+                else:
+                    self._context.run(self._protocol.data_received, data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                if self._buffered:
+                    self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                else:
+                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                return
+            if data is None and self._reading and not self._closing:
+                self._post_buffer()
+        elif nread == UV_EOF:
+            self._on_eof()
+        else:
+            self._fatal_error(convert_error(nread), "Fatal read error on socket transport")
+
+    def _feed_buffered(self, data):
+        """Bytes that arrived before a switch to a BufferedProtocol: copy them
+        through get_buffer/buffer_updated, as many rounds as needed."""
+        view = memoryview(data)
+        while view:
+            buf = self._protocol.get_buffer(len(view))
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            n = min(len(buf), len(view))
+            memoryview(buf)[:n] = view[:n]
+            self._protocol.buffer_updated(n)
+            view = view[n:]
+
+    def _on_eof(self):
+        self._stop_reading()
+        if self._loop.get_debug():
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._context.run(self._protocol.eof_received)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    # --- writing -----------------------------------------------------------------
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        if not self._write_sizes:
+            try:
+                n = self._handle.try_write(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+        self._queue_write(data)
+
+    def writelines(self, list_of_data):
+        # One vectored write would need every piece pinned; joining is one copy
+        # of small pieces and keeps the write path single.
+        self.write(b"".join(list_of_data))
+
+    def _queue_write(self, data):
+        # libuv keeps a pointer to the data until the write completes: own an
+        # immutable copy unless it already is one.
+        if isinstance(data, memoryview):
+            if not isinstance(data.obj, bytes):
+                data = bytes(data)
+        elif not isinstance(data, bytes):
+            data = bytes(data)
+        try:
+            self._handle.write(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        size = len(data)
+        self._write_data.append(data)
+        self._write_sizes.append(size)
+        self._write_buffer_size += size
+        self._maybe_pause_protocol()
+
+    def _on_write(self, status):
+        self._handle.write_done()
+        self._write_data.popleft()
+        self._write_buffer_size -= self._write_sizes.popleft()
+        if status < 0:
+            if status != UV_ECANCELED and not self._conn_lost:
+                self._fatal_error(convert_error(status), "Fatal write error on socket transport")
+            return
+        self._maybe_resume_protocol()
+        if not self._write_sizes:
+            if self._empty_waiter is not None:
+                waiter, self._empty_waiter = self._empty_waiter, None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if self._closing and not self._conn_lost:
+                self._conn_lost += 1
+                self._loop.call_soon(self._call_connection_lost, None)
+
+    def get_write_buffer_size(self):
+        return self._write_buffer_size
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        try:
+            # libuv sends the FIN after the queued writes.
+            self._handle.shutdown()
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+
+    def _on_shutdown(self, status):
+        if status < 0 and status != UV_ECANCELED and not self._conn_lost:
+            self._fatal_error(convert_error(status), "Fatal write error on socket transport")
+
+    def _make_empty_waiter(self):
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._write_sizes:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self):
+        self._empty_waiter = None
+
+    # --- closing -----------------------------------------------------------------
+
+    def close(self):
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._write_sizes:
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self):
+        self._force_close(None)
+
+    def _fatal_error(self, exc, message="Fatal error on transport"):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._force_close(exc)
+
+    def _force_close(self, exc):
+        if self._conn_lost:
+            return
+        if not self._closing:
+            self._closing = True
+            self._stop_reading()
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol_connected:
+                self._context.run(self._protocol.connection_lost, exc)
+        finally:
+            self._close_handle()
+            self._protocol = None
+            server = self._server
+            if server is not None:
+                self._server = None
+                if _compat.PY313:
+                    server._detach(self)
+                else:
+                    server._detach()
+
+    def _close_handle(self):
+        handle = self._handle
+        if handle is not None:
+            if self._loop is not None and self._loop._transports.get(self._fd) is self:
+                del self._loop._transports[self._fd]
+            handle.close()  # libuv closes the fd; queued writes end with ECANCELED
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def adopt_socket(loop, sock, protocol, waiter=None, extra=None, server=None):
+    """Make a StreamTransport of a connected stream socket: libuv adopts its
+    descriptor and the Python socket object is detached (never closed twice)."""
+    tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+    handle = StreamHandle(loop, tcp=tcp)
+    extra = dict(extra or {})
+    try:
+        try:
+            extra.setdefault("sockname", sock.getsockname())
+        except OSError:
+            extra.setdefault("sockname", None)
+        if "peername" not in extra:
+            try:
+                extra["peername"] = sock.getpeername()
+            except OSError:
+                extra["peername"] = None
+        if tcp:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        sock.setblocking(False)
+        handle.open(sock.fileno())
+    except BaseException:
+        handle.close()
+        raise
+    # From here libuv owns the descriptor.
+    sock.detach()
+    return StreamTransport(loop, handle, protocol, waiter, extra, server)
