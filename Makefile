@@ -1,4 +1,4 @@
-# Entry points: test, test-all, bench, conformance, lint, clean.
+# Entry points: test, test-all, check-dist, bench, conformance, lint, clean.
 # Each bootstraps a virtualenv ($(VENV)) with $(PYTHON) and installs what it needs.
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.uvloop_like-bench
 SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py
 PYTEST_FLAGS ?= -q
 
-.PHONY: test test-unit test-debug test-all conformance bench lint clean dev
+.PHONY: test test-unit test-debug test-all check-dist conformance bench lint clean dev
 
 dev: $(STAMP)
 
@@ -16,7 +16,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) $(SOURCES)
-	$(PY) -m pip install -q 'setuptools>=64' wheel 'cffi>=1.15' 'pytest>=7' 'pytest-timeout>=2'
+	$(PY) -m pip install -q 'setuptools>=64' wheel 'cffi>=1.15; python_version < "3.13"' \
+		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8'
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import uvloop_like, sys; print('uvloop_like on', sys.version.split()[0], 'libuv', uvloop_like.libuv_version())"
 	touch $(STAMP)
@@ -35,6 +36,17 @@ conformance: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m pip install -q 'ruff>=0.4'
 	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py
+
+# The unit suite on every supported interpreter installed here (CPython 3.9-3.13
+# from pyenv or PATH, PyPy 3.9 as pypy3), one venv each: .venv-3.9 ... .venv-pypy3.
+# TEST_ALL_ONLY="3.9 pypy3" restricts the run; a summary per interpreter ends it.
+test-all:
+	bash .ci/test-all.sh
+
+# The sdist holds libuv and every module, and installs into a fresh venv with
+# no network; the installed copy imports and runs.
+check-dist:
+	bash .ci/check-dist.sh
 
 bench: $(STAMP)
 	@test -f $(BENCH_STAMP) || { $(PY) -m pip install -q uvloop || echo "uvloop not installable here: benchmarking without it"; touch $(BENCH_STAMP); }

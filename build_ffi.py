@@ -27,7 +27,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "vendor"))
 import fetch_libuv  # noqa: E402
 
-SYSTEM_LIBUV_MIN = "1.44.0"
+# 1.45.0 ("unix: remove busy loop from uv_async_send"): closing a uv_async_t
+# leaves its pending flag set, which uvl_wakeup() relies on to be safe after
+# the loop is closed.  With 1.44.2 (Debian 12's libuv1-dev) a
+# call_soon_threadsafe() racing close() aborts in uv__async_send.
+SYSTEM_LIBUV_MIN = "1.45.0"
 
 # --- cdef: libuv, grouped by area ------------------------------------------
 
@@ -301,7 +305,12 @@ def _system_libuv():
     try:
         subprocess.check_call(["pkg-config", "--atleast-version=" + SYSTEM_LIBUV_MIN, "libuv"])
     except (OSError, subprocess.CalledProcessError):
-        raise RuntimeError("UVLOOP_LIKE_SYSTEM_LIBUV=1 needs pkg-config and libuv >= %s" % SYSTEM_LIBUV_MIN)
+        try:
+            found = "libuv " + " ".join(pkg("--modversion"))
+        except (OSError, subprocess.CalledProcessError):
+            found = "no libuv known to pkg-config"
+        raise RuntimeError("UVLOOP_LIKE_SYSTEM_LIBUV=1 needs pkg-config and libuv >= %s (found: %s)"
+                           % (SYSTEM_LIBUV_MIN, found)) from None
     include_dirs = [f[2:] for f in pkg("--cflags-only-I")]
     library_dirs = [f[2:] for f in pkg("--libs-only-L")]
     libraries = [f[2:] for f in pkg("--libs-only-l")]

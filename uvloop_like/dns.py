@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import operator
 import socket
+import struct
 
+from . import _compat
 from .handles.dns import GetAddrInfoRequest, GetNameInfoRequest
 
 
@@ -18,20 +20,28 @@ def _encode_host(host):
         return None
     if isinstance(host, str):
         return host.encode("idna")
-    if isinstance(host, (bytes, bytearray)):
-        return bytes(host)
+    if isinstance(host, bytes):  # not bytearray: socket.getaddrinfo refuses it
+        return host
     raise TypeError("getaddrinfo() argument 1 must be string or None")
+
+
+_LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1  # C long, what socket.getaddrinfo parses
+_LONG_MIN = -_LONG_MAX - 1
 
 
 def _encode_port(port):
     if port is None:
         return None
-    if isinstance(port, int):
+    if type(port) is int:  # exactly int, as socket.getaddrinfo (True is refused)
+        # Before 3.12 socket.getaddrinfo parsed the port as a C long; 3.12+
+        # formats any int, so a huge one fails later as EAI_SERVICE.
+        if not _compat.PY312 and not _LONG_MIN <= port <= _LONG_MAX:
+            raise OverflowError("Python int too large to convert to C long")
         return str(port).encode("ascii")
     if isinstance(port, str):
         return port.encode("utf-8")
-    if isinstance(port, (bytes, bytearray)):
-        return bytes(port)
+    if isinstance(port, bytes):  # not bytearray: socket.getaddrinfo refuses it
+        return port
     raise OSError("Int or String expected")
 
 

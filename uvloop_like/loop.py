@@ -13,6 +13,7 @@ One iteration (``_run_once``), in the order asyncio's own loop uses:
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import contextvars
@@ -20,6 +21,7 @@ import errno
 import heapq
 import logging
 import math
+import os
 import selectors
 import signal
 import socket
@@ -33,14 +35,13 @@ from asyncio import events as _events
 from asyncio import format_helpers as _format_helpers
 from asyncio import futures as _futures
 from asyncio import tasks as _tasks
-from asyncio import trsock
-
-import asyncio
 
 from . import _compat, dns
 from .handles.core import LoopCore
 from .handles.poll import READABLE, PollHandle
+from .server import ServerMixin
 from .sockets import SocketOpsMixin
+from .streams import StreamConnectMixin
 from .transports.stream import adopt_socket
 
 logger = logging.getLogger("asyncio")
@@ -63,7 +64,6 @@ _MAX_WAIT_MS = 24 * 3600 * 1000
 # entries are cancelled.
 _MIN_CANCELLED_TIMERS = 100
 _DEBUG_STACK_DEPTH = 10
-_ACCEPT_RETRY_DELAY = 1
 
 
 def _is_debug_mode():
@@ -117,7 +117,7 @@ class _FdCallbacks:
         self.writer = None
 
 
-class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
+class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop on libuv.  Use it as any asyncio loop:
     ``uvloop_like.run(main())`` or ``asyncio.Runner(loop_factory=uvloop_like.new_event_loop)``."""
 
@@ -146,6 +146,7 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
         self._old_wakeup_fd = None             # what set_wakeup_fd replaced, while running
         self._uv_handles = set()               # wrappers of open libuv handles (handles/base.py)
         self._uv_requests = set()              # in-flight libuv requests (handles/dns.py)
+        self._unix_server_sockets = {}         # listening unix socket -> its file's inode (3.13)
 
         self._core = LoopCore()
         try:
@@ -443,8 +444,9 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
         _check_callback(callback, "call_soon")
         handle = Handle(callback, args, self, context)
         if handle._source_traceback:
-            # Same frames as stdlib's call_soon -> _call_soon -> Handle.
-            del handle._source_traceback[-1]
+            # Drop this frame and call_soon's, so the traceback ends at the caller of
+            # call_soon, as stdlib's (call_soon -> _call_soon -> Handle) does.
+            del handle._source_traceback[-2:]
         self._ready.append(handle)
         return handle
 
@@ -882,9 +884,27 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
                 continue
             except BlockingIOError:
                 break
+            unhandled = bytearray()
             for signum in data:
                 if signum:
-                    self._handle_signal(signum)
+                    if signum in self._signal_handlers:
+                        self._handle_signal(signum)
+                    else:
+                        unhandled.append(signum)
+            if unhandled:
+                self._forward_signals(unhandled)
+
+    def _forward_signals(self, signums):
+        """Signal numbers that are not ours arrived on the wakeup fd we took
+        over for this run: pass them on to the fd we replaced (another loop
+        with handlers, say), so they are not lost."""
+        old = self._old_wakeup_fd
+        if old is None or old < 0:
+            return
+        try:
+            os.write(old, bytes(signums))
+        except OSError:
+            pass
 
     def _handle_signal(self, sig):
         handle = self._signal_handlers.get(sig)
@@ -954,85 +974,10 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
         adopts the descriptor and ``sock`` is detached."""
         return adopt_socket(self, sock, protocol, waiter, extra, server)
 
-    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
-                       ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
-        """Accept connections on listening ``sock`` (asyncio.Server calls
-        this).  Accepting is stdlib's: up to ``backlog`` accept() calls per
-        readiness, and a one second back-off when out of descriptors (libuv's
-        own accept would drop those clients instead)."""
-        self._add_reader(sock.fileno(), self._accept_connection, protocol_factory, sock, sslcontext,
-                         server, backlog, ssl_handshake_timeout, ssl_shutdown_timeout)
-
-    def _stop_serving(self, sock):
-        self._remove_reader(sock.fileno())
-        sock.close()
-
-    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
-                           ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
-        for _ in range(backlog):
-            try:
-                conn, addr = sock.accept()
-                conn.setblocking(False)
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self.call_exception_handler({
-                        "message": "socket.accept() out of system resource",
-                        "exception": exc,
-                        "socket": trsock.TransportSocket(sock),
-                    })
-                    self._remove_reader(sock.fileno())
-                    self.call_later(_ACCEPT_RETRY_DELAY, self._start_serving, protocol_factory, sock,
-                                    sslcontext, server, backlog, ssl_handshake_timeout,
-                                    ssl_shutdown_timeout)
-                    return
-                raise
-            self._accept_one(protocol_factory, conn, {"peername": addr}, sslcontext, server,
-                             ssl_handshake_timeout, ssl_shutdown_timeout)
-
-    def _accept_one(self, protocol_factory, conn, extra, sslcontext, server,
-                    ssl_handshake_timeout, ssl_shutdown_timeout):
-        protocol = None
-        transport = None
-        try:
-            if sslcontext is not None:
-                raise NotImplementedError("uvloop_like: TLS servers are not implemented yet")
-            protocol = protocol_factory()
-            transport = self._make_socket_transport(conn, protocol, extra=extra, server=server)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            if conn.fileno() != -1:
-                conn.close()  # not adopted by libuv: still ours to close
-            if self._debug:
-                context = {"message": "Error on transport creation for incoming connection",
-                           "exception": exc}
-                if protocol is not None:
-                    context["protocol"] = protocol
-                if transport is not None:
-                    context["transport"] = transport
-                self.call_exception_handler(context)
-
     # --- implemented by later work -------------------------------------------
 
     def _not_yet(self, name):
         raise NotImplementedError(f"uvloop_like: loop.{name}() is not implemented yet")
-
-    async def create_connection(self, *args, **kwargs):
-        self._not_yet("create_connection")
-
-    async def create_server(self, *args, **kwargs):
-        self._not_yet("create_server")
-
-    async def create_unix_connection(self, *args, **kwargs):
-        self._not_yet("create_unix_connection")
-
-    async def create_unix_server(self, *args, **kwargs):
-        self._not_yet("create_unix_server")
-
-    async def connect_accepted_socket(self, *args, **kwargs):
-        self._not_yet("connect_accepted_socket")
 
     async def create_datagram_endpoint(self, *args, **kwargs):
         self._not_yet("create_datagram_endpoint")
@@ -1051,9 +996,6 @@ class Loop(SocketOpsMixin, asyncio.AbstractEventLoop):
 
     async def start_tls(self, *args, **kwargs):
         self._not_yet("start_tls")
-
-    async def sendfile(self, *args, **kwargs):
-        self._not_yet("sendfile")
 
 
 def _set_result_unless_cancelled(fut, result):

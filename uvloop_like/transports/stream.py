@@ -38,6 +38,19 @@ def _set_result_unless_cancelled(fut, result):
         fut.set_result(result)
 
 
+class _SocketView(socket.socket):
+    """The socket behind get_extra_info('socket'): a dup() of libuv's
+    descriptor, so nothing done to it (close() included) can close libuv's,
+    which reports libuv's descriptor number from fileno(), as stdlib's and
+    uvloop's do (add_reader(sock) then fails as with stdlib: the descriptor
+    belongs to a transport).  Every socket call goes to the dup."""
+
+    __slots__ = ("_uv_fd",)
+
+    def fileno(self):
+        return self._uv_fd if super().fileno() != -1 else -1
+
+
 class StreamTransport(_transports._FlowControlMixin):
     """A connected TCP or unix stream socket owned by libuv."""
 
@@ -64,6 +77,7 @@ class StreamTransport(_transports._FlowControlMixin):
         self._write_data = collections.deque()   # the data each queued uv_write points to
         self._write_buffer_size = 0            # bytes queued in libuv, not yet written
         self._empty_waiter = None              # future waited on by sendfile, or None
+        self._sendfile_active = None           # the native sendfile writing to our fd, or None
         handle.set_callbacks(on_read=self._on_read, on_write=self._on_write,
                              on_shutdown=self._on_shutdown)
         self.set_protocol(protocol)
@@ -102,9 +116,11 @@ class StreamTransport(_transports._FlowControlMixin):
         # nothing Python does to that object can close libuv's descriptor.
         if self._sock is None and self._fd >= 0 and not self._handle.closed:
             try:
-                self._sock = socket.socket(fileno=os.dup(self._fd))
+                view = _SocketView(fileno=os.dup(self._fd))
             except OSError:
                 return None
+            view._uv_fd = self._fd
+            self._sock = view
         return self._sock
 
     def get_extra_info(self, name, default=None):
@@ -421,6 +437,9 @@ class StreamTransport(_transports._FlowControlMixin):
                 self._context.run(self._protocol.connection_lost, exc)
         finally:
             self._close_handle()
+            waiter, self._empty_waiter = self._empty_waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionError("Connection is closed by peer"))
             self._protocol = None
             server = self._server
             if server is not None:
@@ -431,6 +450,11 @@ class StreamTransport(_transports._FlowControlMixin):
                     server._detach()
 
     def _close_handle(self):
+        sender = self._sendfile_active
+        if sender is not None:
+            # Stop watching our fd on the selector before libuv closes it.
+            self._sendfile_active = None
+            sender.abort(ConnectionError("Connection is closed by peer"))
         handle = self._handle
         if handle is not None:
             if self._loop is not None and self._loop._transports.get(self._fd) is self:
