@@ -18,7 +18,8 @@ TOOLS_VENV=${TOOLS_VENV:-.venv}
 if [ ! -x "$TOOLS_VENV/bin/python" ]; then
     "$PYTHON" -m venv "$TOOLS_VENV"
 fi
-"$TOOLS_VENV/bin/python" -m pip install -q 'setuptools>=64' wheel 'cffi>=1.15' build
+TOOLS_PY="$(cd "$TOOLS_VENV" && pwd)/bin/python"
+"$TOOLS_PY" -m pip install -q 'setuptools>=64' wheel 'cffi>=1.15' build
 "$PYTHON" vendor/fetch_libuv.py
 
 work=$(mktemp -d /tmp/uvloop_like-dist.XXXXXX)
@@ -35,12 +36,12 @@ fi
 cp -r vendor/libuv "$work/src/vendor/libuv"
 
 echo "==== check-dist: python -m build --sdist"
-(cd "$work/src" && "$ROOT/$TOOLS_VENV/bin/python" -m build --sdist --no-isolation --outdir "$work/dist" >"$work/sdist.log" 2>&1) \
+(cd "$work/src" && "$TOOLS_PY" -m build --sdist --no-isolation --outdir "$work/dist" >"$work/sdist.log" 2>&1) \
     || { cat "$work/sdist.log"; exit 1; }
 sdist=$(ls "$work"/dist/uvloop_like-*.tar.gz)
 echo "built $(basename "$sdist") ($(du -k "$sdist" | cut -f1) KiB)"
 
-"$TOOLS_VENV/bin/python" - "$sdist" "$ROOT" <<'EOF'
+"$TOOLS_PY" - "$sdist" "$ROOT" <<'EOF'
 import os, sys, tarfile
 
 sdist, root = sys.argv[1], sys.argv[2]

@@ -926,7 +926,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, asyncio.AbstractEven
             # Raises ValueError outside the main thread.
             signal.set_wakeup_fd(self._csock.fileno())
         except (ValueError, OSError) as exc:
-            raise RuntimeError(str(exc))
+            raise RuntimeError(str(exc)) from exc
         self._old_wakeup_fd = None  # ours stays while handlers exist
         handle = Handle(callback, args, self, None)
         self._signal_handlers[sig] = handle
@@ -943,7 +943,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, asyncio.AbstractEven
                 except (ValueError, OSError) as nexc:
                     logger.info("set_wakeup_fd(-1) failed: %s", nexc)
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f"sig {sig:d} cannot be caught")
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from exc
             raise
 
     def remove_signal_handler(self, sig):
@@ -958,7 +958,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, asyncio.AbstractEven
             signal.signal(sig, handler)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f"sig {sig:d} cannot be caught")
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from exc
             raise
         if not self._signal_handlers and not self.is_running():
             try:

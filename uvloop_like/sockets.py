@@ -302,12 +302,12 @@ class SocketOpsMixin:
             raise _compat.SendfileNotAvailableError("os.sendfile() is not available")
         try:
             fileno = file.fileno()
-        except (AttributeError, io.UnsupportedOperation):
-            raise _compat.SendfileNotAvailableError("not a regular file")
+        except (AttributeError, io.UnsupportedOperation) as exc:
+            raise _compat.SendfileNotAvailableError("not a regular file") from exc
         try:
             fsize = os.fstat(fileno).st_size
-        except OSError:
-            raise _compat.SendfileNotAvailableError("not a regular file")
+        except OSError as exc:
+            raise _compat.SendfileNotAvailableError("not a regular file") from exc
         blocksize = count if count else fsize
         if not blocksize:
             return 0  # empty file

@@ -175,7 +175,9 @@ def ensure(verbose: bool = True) -> str:
         return DEST
     source = os.environ.get("LIBUV_SOURCE")
     if source:
-        if os.path.isdir(source):
+        if os.path.isdir(source) and os.path.realpath(source) == os.path.realpath(DEST):
+            pass  # already in place: only the version check below applies
+        elif os.path.isdir(source):
             shutil.rmtree(DEST, ignore_errors=True)
             shutil.copytree(source, DEST, ignore=shutil.ignore_patterns(".git", "test", "docs"))
         elif os.path.isfile(source):
