@@ -265,12 +265,6 @@ def test_loop_repr():
 # --- not implemented yet: remove each test when its issue lands ------------------
 
 NOT_IMPLEMENTED = [
-    ("create_datagram_endpoint",
-     lambda lp: lp.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))),
-    ("connect_read_pipe", lambda lp: lp.connect_read_pipe(asyncio.Protocol, None)),
-    ("connect_write_pipe", lambda lp: lp.connect_write_pipe(asyncio.Protocol, None)),
-    ("subprocess_exec", lambda lp: lp.subprocess_exec(asyncio.SubprocessProtocol, "true")),
-    ("subprocess_shell", lambda lp: lp.subprocess_shell(asyncio.SubprocessProtocol, "true")),
     ("start_tls", lambda lp: lp.start_tls(None, None, None)),
 ]
 

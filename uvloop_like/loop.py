@@ -37,11 +37,14 @@ from asyncio import futures as _futures
 from asyncio import tasks as _tasks
 
 from . import _compat, dns
+from .datagram import DatagramMixin
 from .handles.core import LoopCore
 from .handles.poll import READABLE, PollHandle
+from .pipes import PipeMixin
 from .server import ServerMixin
 from .sockets import SocketOpsMixin
 from .streams import StreamConnectMixin
+from .subprocess import SubprocessMixin
 from .transports.stream import adopt_socket
 
 logger = logging.getLogger("asyncio")
@@ -117,7 +120,8 @@ class _FdCallbacks:
         self.writer = None
 
 
-class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, asyncio.AbstractEventLoop):
+class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeMixin,
+           SubprocessMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop on libuv.  Use it as any asyncio loop:
     ``uvloop_like.run(main())`` or ``asyncio.Runner(loop_factory=uvloop_like.new_event_loop)``."""
 
@@ -978,21 +982,6 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, asyncio.AbstractEven
 
     def _not_yet(self, name):
         raise NotImplementedError(f"uvloop_like: loop.{name}() is not implemented yet")
-
-    async def create_datagram_endpoint(self, *args, **kwargs):
-        self._not_yet("create_datagram_endpoint")
-
-    async def connect_read_pipe(self, *args, **kwargs):
-        self._not_yet("connect_read_pipe")
-
-    async def connect_write_pipe(self, *args, **kwargs):
-        self._not_yet("connect_write_pipe")
-
-    async def subprocess_exec(self, *args, **kwargs):
-        self._not_yet("subprocess_exec")
-
-    async def subprocess_shell(self, *args, **kwargs):
-        self._not_yet("subprocess_shell")
 
     async def start_tls(self, *args, **kwargs):
         self._not_yet("start_tls")

@@ -1,0 +1,426 @@
+"""The asyncio faces of libuv pipes: ReadPipeTransport and WritePipeTransport.
+
+Behaviour follows stdlib's unix_events._UnixReadPipeTransport and
+_UnixWritePipeTransport, callback for callback.
+
+Descriptor ownership (rule 8): stdlib's pipe transports read and write the
+pipe object's own descriptor and close the pipe *object* when the transport
+closes (in ``_call_connection_lost``); user code relies on that (``pipe`` in
+get_extra_info, ``pipe.fileno()`` staying valid while the transport lives).
+libuv's ``uv_pipe_open`` would adopt and close the descriptor it is given, so
+libuv gets a ``dup()`` of it instead: libuv owns and closes the dup (on
+``uv_close``), the transport closes the pipe object once, as stdlib does.
+Each descriptor is closed exactly once.  The write pipe watches the
+*original* descriptor through the loop's selector to learn that the reader
+went away (stdlib's trick); libuv's dup has a different number, so the two
+never share a libuv watcher.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import stat
+import warnings
+from asyncio import transports as _transports
+
+from ..errors import convert_error
+from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
+
+logger = logging.getLogger("asyncio")
+
+try:
+    from asyncio.constants import LOG_THRESHOLD_FOR_CONNLOST_WRITES as _LOG_THRESHOLD
+except ImportError:  # pragma: no cover
+    _LOG_THRESHOLD = 5
+
+try:
+    import select as _select
+
+    _epoll = getattr(_select, "epoll", None)
+except ImportError:  # pragma: no cover
+    _epoll = None
+
+
+def _set_result_unless_cancelled(fut, result):
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
+def _check_pollable(fd):
+    """libuv aborts the process when epoll refuses a descriptor it reads or
+    writes (/dev/null, /dev/zero: EPERM), so character devices are probed
+    first and refused with the OSError epoll gives (stdlib's selector would
+    report that same error from add_reader)."""
+    if _epoll is None:  # pragma: no cover - not Linux: kqueue accepts them
+        return
+    ep = _epoll()
+    try:
+        ep.register(fd, _select.EPOLLIN)
+    finally:
+        ep.close()
+
+
+def _adopt(loop, fd):
+    """A StreamHandle (uv_pipe_t) over a dup() of ``fd`` (see module doc)."""
+    handle = StreamHandle(loop, tcp=False)
+    try:
+        dup = os.dup(fd)
+    except BaseException:
+        handle.close()
+        raise
+    try:
+        handle.open(dup)
+    except BaseException:
+        handle.close()
+        os.close(dup)
+        raise
+    return handle
+
+
+class _PipeTransportBase:
+    """Fields and the close path both pipe directions share."""
+
+    def _init_pipe(self, loop, pipe, protocol, read):
+        self._extra["pipe"] = pipe
+        self._loop = loop
+        self._pipe = pipe                      # the user's pipe object; closed by us, once
+        self._fileno = pipe.fileno()           # its descriptor (libuv has a dup of it)
+        self._protocol = protocol
+        self._closing = False                  # close()/write_eof()/EOF/error seen
+        self._lost = False                     # connection_lost scheduled
+        self._handle = None                    # the StreamHandle over the dup
+        mode = os.fstat(self._fileno).st_mode
+        is_char = stat.S_ISCHR(mode)
+        is_fifo = stat.S_ISFIFO(mode)
+        is_socket = stat.S_ISSOCK(mode)
+        if not (is_char or is_fifo or is_socket):
+            self._pipe = None
+            self._fileno = None
+            self._protocol = None
+            if read:
+                raise ValueError("Pipe transport is for pipes/sockets only.")
+            raise ValueError("Pipe transport is only for pipes, sockets and character devices")
+        if is_char:
+            try:
+                _check_pollable(self._fileno)
+            except BaseException:
+                self._pipe = None
+                self._protocol = None
+                raise
+        os.set_blocking(self._fileno, False)
+        try:
+            self._handle = _adopt(loop, self._fileno)
+        except BaseException:
+            self._pipe = None
+            self._protocol = None
+            raise
+        # Not in loop._transports: stdlib lets add_reader() take a pipe
+        # transport's descriptor, and libuv's is a different one (the dup).
+        return is_socket or is_fifo
+
+    def __repr__(self):
+        info = [self.__class__.__name__]
+        if self._pipe is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._fileno}")
+        return "<{}>".format(" ".join(info))
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+
+    def get_protocol(self):
+        return self._protocol
+
+    def is_closing(self):
+        return self._closing
+
+    def __del__(self, _warn=warnings.warn):
+        if getattr(self, "_pipe", None) is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            handle = self._handle
+            if handle is not None and not handle.closed:
+                handle.close()
+            self._pipe.close()
+
+    def _schedule_connection_lost(self, exc):
+        if self._lost:
+            return
+        self._lost = True
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol is not None:
+                self._protocol.connection_lost(exc)
+        finally:
+            if self._handle is not None:
+                self._handle.close()  # libuv closes its dup; queued writes end with ECANCELED
+            if self._pipe is not None:
+                self._pipe.close()
+            self._pipe = None
+            self._protocol = None
+
+
+class ReadPipeTransport(_PipeTransportBase, _transports.ReadTransport):
+    """The read end of a pipe (or a FIFO, socket, character device) on libuv."""
+
+    def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
+        _transports.ReadTransport.__init__(self, extra)
+        self._paused = False                   # pause_reading() in effect
+        self._reading = False                  # libuv's read_start in effect
+        self._held = collections.deque()       # reads that arrived after pause_reading()
+        self._init_pipe(loop, pipe, protocol, read=True)
+        self._handle.set_callbacks(on_read=self._on_read)
+        loop.call_soon(self._protocol.connection_made, self)
+        # only start reading when connection_made() has been called
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def is_reading(self):
+        return not self._paused and not self._closing
+
+    def _start_reading(self):
+        if not self.is_reading() or self._reading or self._handle.closed:
+            return
+        try:
+            self._handle.read_start()
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal read error on pipe transport")
+            return
+        self._reading = True
+
+    def _stop_reading(self):
+        if self._reading:
+            self._reading = False
+            self._handle.read_stop()
+
+    def pause_reading(self):
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._stop_reading()
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        if self._held:
+            self._loop.call_soon(self._deliver_held)
+        else:
+            self._start_reading()
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _deliver_held(self):
+        while self._held and self.is_reading():
+            nread, data = self._held.popleft()
+            self._deliver(nread, data)
+        if not self._held:
+            self._start_reading()
+
+    def _on_read(self, nread, data):
+        if self._closing:
+            return
+        if self._paused or self._held:
+            self._held.append((nread, data))  # read in the iteration that paused
+            return
+        self._deliver(nread, data)
+
+    def _deliver(self, nread, data):
+        if nread > 0:
+            self._protocol.data_received(data)
+        elif nread == UV_EOF:
+            if self._loop.get_debug():
+                logger.info("%r was closed by peer", self)
+            self._closing = True
+            self._stop_reading()
+            self._loop.call_soon(self._protocol.eof_received)
+            self._schedule_connection_lost(None)
+        else:
+            self._fatal_error(convert_error(nread), "Fatal read error on pipe transport")
+
+    def close(self):
+        if not self._closing:
+            self._close(None)
+
+    def _fatal_error(self, exc, message="Fatal error on pipe transport"):
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._close(exc)
+
+    def _close(self, exc):
+        self._closing = True
+        self._stop_reading()
+        self._held.clear()
+        self._schedule_connection_lost(exc)
+
+
+class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _transports.WriteTransport):
+    """The write end of a pipe (or a FIFO, socket, character device) on libuv:
+    ``uv_try_write`` first, the rest queued with ``uv_write``."""
+
+    def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
+        _transports._FlowControlMixin.__init__(self, extra, loop)
+        self._conn_lost = 0                    # writes after a fatal error (for the warning)
+        self._write_data = collections.deque()   # what each queued uv_write points to, FIFO
+        self._write_sizes = collections.deque()  # and its size (0 once dropped by _close)
+        self._write_buffer_size = 0            # bytes queued in libuv, not yet written
+        self._watching = False                 # the selector watches for the reader going away
+        watch = self._init_pipe(loop, pipe, protocol, read=False)
+        self._handle.set_callbacks(on_write=self._on_write)
+        loop.call_soon(self._protocol.connection_made, self)
+        if watch:
+            # only start watching when connection_made() has been called
+            loop.call_soon(self._watch_reader)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def _watch_reader(self):
+        if self._pipe is None or self._lost:
+            return
+        self._loop._add_reader(self._fileno, self._read_ready)
+        self._watching = True
+
+    def _unwatch_reader(self):
+        if self._watching:
+            self._watching = False
+            self._loop._remove_reader(self._fileno)
+
+    def get_write_buffer_size(self):
+        return self._write_buffer_size
+
+    def _call_connection_lost(self, exc):
+        self._unwatch_reader()  # before the pipe object closes its descriptor
+        super()._call_connection_lost(exc)
+
+    def _read_ready(self):
+        # Pipe was closed by peer.
+        if self._loop.get_debug():
+            logger.info("%r was closed by peer", self)
+        if self._write_buffer_size:
+            self._close(BrokenPipeError())
+        else:
+            self._close()
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if not data:
+            return
+        if self._conn_lost or self._closing:
+            if self._conn_lost >= _LOG_THRESHOLD:
+                logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
+            self._conn_lost += 1
+            return
+        if not self._write_buffer_size:
+            try:
+                n = self._handle.try_write(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._conn_lost += 1
+                self._fatal_error(exc, "Fatal write error on pipe transport")
+                return
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+        # libuv points at the data until the write completes: own an
+        # immutable copy unless it already is one.
+        if isinstance(data, memoryview):
+            if not isinstance(data.obj, bytes) or not data.c_contiguous:
+                data = bytes(data)
+        elif not isinstance(data, bytes):
+            data = bytes(data)
+        try:
+            self._handle.write(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._conn_lost += 1
+            self._fatal_error(exc, "Fatal write error on pipe transport")
+            return
+        size = len(data)
+        self._write_data.append(data)
+        self._write_sizes.append(size)
+        self._write_buffer_size += size
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data):
+        self.write(b"".join(list_of_data))
+
+    def _on_write(self, status):
+        self._handle.write_done()
+        self._write_data.popleft()  # libuv is done with it: only now may it go
+        self._write_buffer_size -= self._write_sizes.popleft()
+        if status < 0:
+            if status != UV_ECANCELED and not self._lost:
+                self._conn_lost += 1
+                self._write_buffer_size = 0
+                self._fatal_error(convert_error(status), "Fatal write error on pipe transport")
+            return
+        if self._lost:
+            return
+        if not self._write_sizes:
+            self._maybe_resume_protocol()  # may write more
+            if self._closing and not self._write_sizes:
+                self._unwatch_reader()
+                self._schedule_connection_lost(None)
+        else:
+            self._maybe_resume_protocol()
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        if self._closing:
+            return
+        self._closing = True
+        if not self._write_buffer_size:
+            self._unwatch_reader()
+            self._schedule_connection_lost(None)
+
+    def close(self):
+        if self._pipe is not None and not self._closing:
+            # write_eof is all what we needed to close the write pipe
+            self.write_eof()
+
+    def abort(self):
+        self._close(None)
+
+    def _fatal_error(self, exc, message="Fatal error on pipe transport"):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._close(exc)
+
+    def _close(self, exc=None):
+        self._closing = True
+        # Queued data is dropped (libuv cancels it when the handle closes);
+        # the buffers themselves stay alive until their completions.
+        self._write_buffer_size = 0
+        for i in range(len(self._write_sizes)):
+            self._write_sizes[i] = 0
+        self._unwatch_reader()
+        self._schedule_connection_lost(exc)
