@@ -17,7 +17,7 @@ $(PY):
 
 $(STAMP): $(PY) $(SOURCES)
 	$(PY) -m pip install -q 'setuptools>=64' wheel 'cffi>=1.15; python_version < "3.13"' \
-		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8'
+		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8' 'trustme>=1.0'
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import uvloop_like, sys; print('uvloop_like on', sys.version.split()[0], 'libuv', uvloop_like.libuv_version())"
 	touch $(STAMP)

@@ -101,7 +101,8 @@ for i in "${!tags[@]}"; do
     echo
     echo "======== test-all: $version ($py) -> .venv-$tag ========"
     start=$(date +%s)
-    "$MAKE" --no-print-directory test-unit PYTHON="$py" VENV=".venv-$tag" 2>&1 | tee "$log"
+    "$MAKE" --no-print-directory test-unit PYTHON="$py" VENV=".venv-$tag" 2>&1 \
+        | awk -f .ci/limit-output.awk | tee "$log"
     rc=${PIPESTATUS[0]}
     secs=$(( $(date +%s) - start ))
     # pytest -q ends with e.g. "3 failed, 120 passed, 2 skipped in 9.81s".

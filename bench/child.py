@@ -62,7 +62,10 @@ def main(argv=None) -> int:
             profiler.dump_stats(args.profile)
         else:
             result = wl.func(ctx)
-        _emit({"ops": result.ops, "seconds": result.seconds})
+        payload = {"ops": result.ops, "seconds": result.seconds}
+        if result.cpu_seconds is not None:
+            payload["cpu_seconds"] = result.cpu_seconds
+        _emit(payload)
         return 0
     except BaseException:
         traceback.print_exc()

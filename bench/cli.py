@@ -24,6 +24,7 @@ from bench import child, loops, registry, report, workloads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Debug and development modes change what the loops do per callback: never inherit them.
+DEFAULT_REPEAT = 5  # fresh processes per workload and loop, unless the workload says otherwise
 _SCRUBBED_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC", "PYTHONMALLOCSTATS")
 
 
@@ -126,9 +127,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--loops", default=",".join(loops.LOOPS), metavar="LIST",
                         help="loop implementations to compare (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
-                        help="fresh processes per workload and loop (default 5, --quick 1)")
+                        help="fresh processes per workload and loop (default 5, or the workload's own "
+                        "default, 3 for the stream and http groups; --quick 1)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: a tenth of the work, one repeat (a few seconds in all)")
+                        help="smoke run: a tenth of the work, one repeat, and without --only a subset of "
+                        "the stream workloads (under half a minute in all)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for README.md)")
     parser.add_argument("--json", metavar="PATH", help="also write every run's raw numbers to PATH")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
@@ -144,9 +147,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.profile is not None:
         args.repeat = 1
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 5
-    if args.repeat < 1:
+    if args.repeat is None and args.quick:
+        args.repeat = 1
+    if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     return args
 
@@ -156,9 +159,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     workloads.load_all()
     if args.list:
         for w in registry.WORKLOADS.values():
-            print(f"{w.name:24} [{w.group}] n={w.n} (quick {w.quick_n}), one op = one {w.unit}\n    {w.description}")
+            quick = f"quick {w.quick_n}" if w.in_quick else "not in --quick"
+            print(f"{w.name:24} [{w.group}] n={w.n} ({quick}), one op = one {w.unit}\n    {w.description}")
         return 0
     selected = _select(args.only)
+    if args.quick and not args.only:
+        selected = [w for w in selected if w.in_quick]
     wanted = [name for name in args.loops.split(",") if name]
     unknown = [name for name in wanted if name not in loops.LOOPS]
     if unknown:
@@ -191,14 +197,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     runs: Dict[str, Dict[str, List[float]]] = {}
     errors: Dict[str, Dict[str, str]] = {}
+    repeats: Dict[str, int] = {}
+    cpu: Dict[str, Dict[str, List[float]]] = {}  # seconds of the loop process's CPU per op
     for wl in selected:
         t_wl = time.perf_counter()
         n = wl.quick_n if args.quick else wl.n
         cpus = _cpus_for(plan, wl.processes)
         timeout = args.timeout if args.timeout is not None else (min(wl.timeout, 15.0) if args.quick else wl.timeout)
         runs[wl.name] = {name: [] for name in active}
+        cpu[wl.name] = {}
         errors[wl.name] = {}
-        for rep in range(args.repeat):
+        repeats[wl.name] = args.repeat or wl.repeat or DEFAULT_REPEAT
+        for rep in range(repeats[wl.name]):
             order = active[rep % len(active):] + active[:rep % len(active)]
             for name in order:
                 if name in errors[wl.name]:
@@ -222,8 +232,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                     continue
                 rate = result["ops"] / result["seconds"] if result["seconds"] > 0 else float("inf")
                 runs[wl.name][name].append(rate)
+                cpu_note = ""
+                if result.get("cpu_seconds") is not None and result["ops"]:
+                    cpu_per_op = result["cpu_seconds"] / result["ops"]
+                    cpu[wl.name].setdefault(name, []).append(cpu_per_op)
+                    cpu_note = f", {cpu_per_op * 1e6:.2f} us CPU/op"
                 if args.verbose:
-                    _log(f"  {wl.name} {name} #{rep + 1}: {report.fmt_rate(rate)} ops/s ({result['seconds']:.3f}s)")
+                    _log(f"  {wl.name} {name} #{rep + 1}: {report.fmt_rate(rate)} ops/s ({result['seconds']:.3f}s{cpu_note})")
         row = "  ".join(
             f"{name} {report.fmt_rate(report.median(runs[wl.name][name]))}" if runs[wl.name][name] else f"{name} ERR"
             for name in active
@@ -238,7 +253,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "cpu_model": report.cpu_model(),
         "cores": os.cpu_count(),
         "pinned": plan[0] if plan else None,
-        "repeat": args.repeat,
+        "repeat": repeats,
         "quick": args.quick,
         "profiled": profile_dir is not None,
         "elapsed_s": round(elapsed, 1),
@@ -246,9 +261,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "loadavg_after": load_after,
         "loops": info,
     }
-    table = report.Table(selected, active, runs, errors, notes, meta)
+    table = report.Table(selected, active, runs, errors, notes, meta, cpu)
     print(table.markdown() if args.markdown else table.text())
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "runs": runs, "errors": errors, "notes": notes}, f, indent=1)
+            json.dump({"meta": meta, "runs": runs, "cpu_per_op": cpu, "errors": errors, "notes": notes}, f, indent=1)
     return 1 if failed else 0

@@ -33,6 +33,10 @@ class Measurement:
 
     ops: int
     seconds: float
+    # CPU time the loop's process spent in those seconds, where the workload can tell
+    # (the stream and HTTP load generators read it from /proc): less noisy than the
+    # throughput on a shared machine, and what a profile per op should add up to.
+    cpu_seconds: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Workload:
     description: str  # the first paragraph of the function's docstring
     processes: int  # cores it wants: 1, or 2 for a server plus a pinned load generator
     timeout: float  # seconds before the parent kills a run
+    repeat: Optional[int] = None  # default repeats (fresh processes) per loop; None: the CLI's default
+    in_quick: bool = True  # part of a plain --quick run (False: only when named with --only)
 
 
 WORKLOADS: Dict[str, Workload] = {}
@@ -73,6 +79,8 @@ def workload(
     unit: str = "op",
     processes: int = 1,
     timeout: float = 60.0,
+    repeat: Optional[int] = None,
+    in_quick: bool = True,
 ) -> Callable[[Callable[[Context], Measurement]], Callable[[Context], Measurement]]:
     """Register ``func(ctx) -> Measurement`` as the workload ``name``.
 
@@ -95,6 +103,8 @@ def workload(
             description=description,
             processes=processes,
             timeout=timeout,
+            repeat=repeat,
+            in_quick=in_quick,
         )
         return func
 

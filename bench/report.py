@@ -8,7 +8,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from bench import loops
 from bench.registry import Workload
 
-GROUP_TITLES = {"core": "Loop core"}
+GROUP_TITLES = {
+    "core": "Loop core",
+    "stream": "Streams: echo servers on the loop under test (fixed C client, other core)",
+    "http": "HTTP: aiohttp on the loop under test (load from wrk, other core)",
+}
 
 
 def median(values: Sequence[float]) -> float:
@@ -60,8 +64,10 @@ class Table:
         errors: Dict[str, Dict[str, str]],
         notes: List[str],
         meta: dict,
+        cpu: Optional[Dict[str, Dict[str, List[float]]]] = None,
     ) -> None:
         self.selected = selected
+        self.cpu = cpu or {}  # workload -> loop -> seconds of the loop process's CPU per op
         self.active = active
         self.runs = runs
         self.errors = errors
@@ -95,7 +101,20 @@ class Table:
             cell += f" ±{s * 100:.0f}%"
         return cell
 
-    def _rows(self, with_spread: bool) -> List[Tuple[str, List[List[str]]]]:
+    def _cpu_ratio(self, wl: str, a: str, b: str) -> float:
+        """How many times less CPU per op ``a`` spent than ``b`` (higher = ``a`` cheaper)."""
+        ca, cb = self.cpu.get(wl, {}).get(a), self.cpu.get(wl, {}).get(b)
+        if not ca or not cb or not median(ca):
+            return float("nan")
+        return median(cb) / median(ca)
+
+    def _cpu_cell(self, wl: str, loop: str) -> str:
+        values = self.cpu.get(wl, {}).get(loop) or []
+        return f"{median(values) * 1e6:.2f}" if values else "-"
+
+    def _rows(self, with_spread: bool) -> List[Tuple[str, List[str], List[List[str]]]]:
+        """(title, header, rows) per table: each group's throughput, then, where the
+        workloads measured it, the loop process's CPU time per op."""
         out = []
         for title, ws in self._groups():
             rows = []
@@ -106,7 +125,23 @@ class Table:
             if len(ws) > 1 and self.ratios:
                 gm = [fmt_ratio(geomean([self._ratio(w.name, a, b) for w in ws])) for a, b in self.ratios]
                 rows.append(["geometric mean"] + [""] * len(self.active) + gm)
-            out.append((title, rows))
+            out.append((title, self._header(), rows))
+            measured = [w for w in ws if any(self.cpu.get(w.name, {}).values())]
+            if not measured:
+                continue
+            rows = []
+            for w in measured:
+                cells = [w.name] + [self._cpu_cell(w.name, loop) for loop in self.active]
+                cells += [fmt_ratio(self._cpu_ratio(w.name, a, b)) for a, b in self.ratios]
+                rows.append(cells)
+            if len(measured) > 1 and self.ratios:
+                gm = [fmt_ratio(geomean([self._cpu_ratio(w.name, a, b) for w in measured])) for a, b in self.ratios]
+                rows.append(["geometric mean"] + [""] * len(self.active) + gm)
+            header = ["workload"] + [f"{loop} us CPU/op" for loop in self.active]
+            header += [f"{a}/{b}" for a, b in self.ratios]
+            cpu_title = (f"{title}: the server process's CPU time per op, in microseconds (less "
+                         f"disturbed by other load than ops/s; ratios: higher = first one cheaper)")
+            out.append((cpu_title, header, rows))
         return out
 
     def _header(self) -> List[str]:
@@ -126,7 +161,7 @@ class Table:
             if info.get("libuv"):
                 v += f" (libuv {info['libuv']})"
             versions.append(f"{name} {v}")
-        runs = "1 run" if m["repeat"] == 1 else f"median of {m['repeat']} runs"
+        runs = _repeats_text(m["repeat"], self.selected)
         spreads = [s for per_loop in self.runs.values() for v in per_loop.values() for s in [spread(v)] if s is not None]
         noise = ""
         if spreads:
@@ -148,9 +183,8 @@ class Table:
 
     def text(self) -> str:
         self.footnotes = []
-        header = self._header()
         lines = []
-        for title, rows in self._rows(with_spread=True):
+        for title, header, rows in self._rows(with_spread=True):
             widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
             lines.append(f"\n{title}")
             lines.append(_aligned(header, widths))
@@ -164,9 +198,8 @@ class Table:
 
     def markdown(self) -> str:
         self.footnotes = []
-        header = self._header()
         lines = []
-        for title, rows in self._rows(with_spread=False):
+        for title, header, rows in self._rows(with_spread=False):
             lines.append(f"### {title}\n")
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
@@ -186,6 +219,28 @@ class Table:
         lines.append("What one op is in each workload:\n")
         lines.extend(f"- `{w.name}` (op = one {w.unit}): {w.description}" for w in self.selected)
         return "\n".join(lines)
+
+
+def _repeats_text(repeat, selected: List[Workload]) -> str:
+    """"median of 5 runs" or, when groups differ, "median of 5 runs (3 for stream, http)"."""
+    if isinstance(repeat, int):  # older --json files
+        repeat = {w.name: repeat for w in selected}
+
+    def runs(r: int) -> str:
+        return "1 run" if r == 1 else f"median of {r} runs"
+
+    by_group: Dict[str, set] = {}
+    for w in selected:
+        if w.name in repeat:
+            by_group.setdefault(w.group, set()).add(repeat[w.name])
+    counts = sorted({r for rs in by_group.values() for r in rs}, reverse=True)
+    if len(counts) <= 1:
+        return runs(counts[0] if counts else 1)
+    main = max(counts, key=lambda r: sum(1 for w in selected if repeat.get(w.name) == r))
+    others = ", ".join(
+        f"{r} for {', '.join(g for g, rs in by_group.items() if r in rs)}" for r in counts if r != main
+    )
+    return f"{runs(main)} ({others})"
 
 
 def _aligned(row: List[str], widths: List[int]) -> str:

@@ -260,23 +260,3 @@ def test_loop_repr():
     finally:
         loop.close()
     assert "closed=True" in repr(loop)
-
-
-# --- not implemented yet: remove each test when its issue lands ------------------
-
-NOT_IMPLEMENTED = [
-    ("start_tls", lambda lp: lp.start_tls(None, None, None)),
-]
-
-
-@pytest.mark.parametrize("name,call", NOT_IMPLEMENTED, ids=[n for n, _ in NOT_IMPLEMENTED])
-def test_not_implemented_yet(name, call):
-    """uvloop_like only: these raise NotImplementedError naming the method
-    (and create nothing) until their issue implements them."""
-    loop = uvloop_like.new_event_loop()
-    try:
-        with pytest.raises(NotImplementedError, match=rf"\b{name}\b"):
-            loop.run_until_complete(call(loop))
-    finally:
-        loop.close()
-    assert open_uv_handles(loop) == []

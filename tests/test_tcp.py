@@ -545,21 +545,6 @@ def test_create_connection_protocol_factory_raises(loop):
     run(loop, main())
 
 
-def test_create_connection_ssl_not_yet(loop, is_uvloop_like):
-    if not is_uvloop_like:
-        pytest.skip("uvloop_like only: TLS is a later issue")
-
-    async def main():
-        import ssl
-        server = await _echo_server(loop)
-        with pytest.raises(NotImplementedError):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", _port(server),
-                                         ssl=ssl.create_default_context())
-        server.close()
-        await server.wait_closed()
-    run(loop, main())
-
-
 # --- create_server ----------------------------------------------------------------------
 
 def test_create_server_argument_errors(loop):

@@ -25,6 +25,7 @@ import os
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -43,6 +44,7 @@ from .handles.poll import READABLE, PollHandle
 from .pipes import PipeMixin
 from .server import ServerMixin
 from .sockets import SocketOpsMixin
+from .sslproto import SSLProtocol
 from .streams import StreamConnectMixin
 from .subprocess import SubprocessMixin
 from .transports.stream import adopt_socket
@@ -978,13 +980,50 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         adopts the descriptor and ``sock`` is detached."""
         return adopt_socket(self, sock, protocol, waiter, extra, server)
 
-    # --- implemented by later work -------------------------------------------
+    # --- TLS upgrade ---------------------------------------------------------
 
-    def _not_yet(self, name):
-        raise NotImplementedError(f"uvloop_like: loop.{name}() is not implemented yet")
+    async def _start_tls(self, transport, protocol, sslcontext, server_side, server_hostname,
+                         ssl_handshake_timeout, ssl_shutdown_timeout):
+        if not isinstance(sslcontext, ssl.SSLContext):
+            raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, "
+                            f"got {sslcontext!r}")
+        if not getattr(transport, "_start_tls_compatible", False):
+            raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+        waiter = self.create_future()
+        ssl_protocol = SSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname,
+                                   ssl_handshake_timeout=ssl_handshake_timeout,
+                                   ssl_shutdown_timeout=ssl_shutdown_timeout,
+                                   call_connection_made=False)
+        # Paused first, so no data reaches the TLS layer before its connection_made.
+        transport.pause_reading()
+        transport.set_protocol(ssl_protocol)
+        conmade_cb = self.call_soon(ssl_protocol.connection_made, transport)
+        resume_cb = self.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            conmade_cb.cancel()
+            resume_cb.cancel()
+            raise
+        return ssl_protocol._app_transport
 
-    async def start_tls(self, *args, **kwargs):
-        self._not_yet("start_tls")
+    if _compat.PY311:
+        async def start_tls(self, transport, protocol, sslcontext, *, server_side=False,
+                            server_hostname=None, ssl_handshake_timeout=None,
+                            ssl_shutdown_timeout=None):
+            """Upgrade ``transport`` to TLS; return the new transport, which
+            ``protocol`` should use from now on."""
+            return await self._start_tls(transport, protocol, sslcontext, server_side,
+                                         server_hostname, ssl_handshake_timeout,
+                                         ssl_shutdown_timeout)
+    else:
+        async def start_tls(self, transport, protocol, sslcontext, *, server_side=False,
+                            server_hostname=None, ssl_handshake_timeout=None):
+            """Upgrade ``transport`` to TLS; return the new transport, which
+            ``protocol`` should use from now on."""
+            return await self._start_tls(transport, protocol, sslcontext, server_side,
+                                         server_hostname, ssl_handshake_timeout, None)
 
 
 def _set_result_unless_cancelled(fut, result):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections.abc
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -25,12 +26,12 @@ from asyncio import trsock
 
 from . import _compat
 from .sockets import _check_ssl_socket
+from .sslproto import SSLProtocol
 
 logger = logging.getLogger("asyncio")
 
 _ACCEPT_RETRY_DELAY = 1
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
-_TLS_SERVER_NOT_YET = "uvloop_like: TLS servers (ssl=) are not implemented yet"
 
 
 def _set_reuseport(sock):
@@ -74,8 +75,6 @@ class ServerMixin:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
         if sock is not None:
             _check_ssl_socket(sock)
-        if ssl is not None:
-            raise NotImplementedError(_TLS_SERVER_NOT_YET)
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
@@ -162,8 +161,6 @@ class ServerMixin:
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and not ssl:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if ssl is not None:
-            raise NotImplementedError(_TLS_SERVER_NOT_YET)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -261,10 +258,18 @@ class ServerMixin:
         protocol = None
         transport = None
         try:
-            if sslcontext is not None:
-                raise NotImplementedError(_TLS_SERVER_NOT_YET)
             protocol = protocol_factory()
-            transport = self._make_socket_transport(conn, protocol, extra=extra, server=server)
+            if sslcontext:
+                waiter = self.create_future()
+                ssl_protocol = SSLProtocol(self, protocol, sslcontext, waiter, server_side=True,
+                                           ssl_handshake_timeout=ssl_handshake_timeout,
+                                           ssl_shutdown_timeout=ssl_shutdown_timeout)
+                self._make_socket_transport(conn, ssl_protocol, extra=extra, server=server)
+                transport = ssl_protocol._app_transport
+                waiter.add_done_callback(
+                    functools.partial(self._on_accepted_handshake, transport, protocol))
+            else:
+                transport = self._make_socket_transport(conn, protocol, extra=extra, server=server)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -278,6 +283,24 @@ class ServerMixin:
                 if transport is not None:
                     context["transport"] = transport
                 self.call_exception_handler(context)
+
+    def _on_accepted_handshake(self, transport, protocol, waiter):
+        """The TLS handshake of an accepted connection ended: on failure,
+        close it and (in debug mode, as stdlib) report it."""
+        if waiter.cancelled():
+            transport.close()
+            return
+        exc = waiter.exception()
+        if exc is None:
+            return
+        transport.close()
+        if self._debug:
+            self.call_exception_handler({
+                "message": "Error on transport creation for incoming connection",
+                "exception": exc,
+                "protocol": protocol,
+                "transport": transport,
+            })
 
 
 # --- the public methods, with each CPython version's exact signature ---------------

@@ -29,14 +29,12 @@ from asyncio import transports as _transports
 
 from . import _compat
 from .sockets import _check_sendfile_params, _check_ssl_socket
+from .sslproto import SSLProtocol
 from .transports.stream import StreamTransport
 
 logger = logging.getLogger("asyncio")
 
 _SENDFILE_FALLBACK_BLOCK = 16384   # stdlib's transport fallback block size
-
-_TLS_NOT_YET = "uvloop_like: TLS (ssl=) is not implemented yet"
-
 
 def _interleave_addrinfos(addrinfos, first_family_count=1):
     """Reorder getaddrinfo() results so address families alternate, the first
@@ -207,11 +205,18 @@ class StreamConnectMixin:
         as with stdlib)."""
         try:
             sock.setblocking(False)
-            if ssl:
-                raise NotImplementedError(_TLS_NOT_YET)
             protocol = protocol_factory()
             waiter = self.create_future()
-            transport = self._make_socket_transport(sock, protocol, waiter)
+            if ssl:
+                sslcontext = None if isinstance(ssl, bool) else ssl
+                ssl_protocol = SSLProtocol(self, protocol, sslcontext, waiter, server_side,
+                                           server_hostname,
+                                           ssl_handshake_timeout=ssl_handshake_timeout,
+                                           ssl_shutdown_timeout=ssl_shutdown_timeout)
+                raw = self._make_socket_transport(sock, ssl_protocol)
+                transport = ssl_protocol._app_transport
+            else:
+                raw = transport = self._make_socket_transport(sock, protocol, waiter)
         except BaseException:
             if own_sock and sock.fileno() != -1:
                 sock.close()
@@ -220,6 +225,10 @@ class StreamConnectMixin:
             await waiter
         except BaseException:
             transport.close()
+            # Cancelled before the raw transport's connection_made ran: the
+            # TLS layer has nothing to abort yet, so close the raw one too.
+            if raw is not transport:
+                raw.abort()
             raise
         return transport, protocol
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("core",)
+MODULES = ("core", "streams", "http")
 
 
 def load_all() -> None:

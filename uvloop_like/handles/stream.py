@@ -26,7 +26,8 @@ class StreamHandle(UVHandle):
     """One libuv stream.  ``on_read``, ``on_write``, ``on_shutdown`` and
     ``on_connection`` are set by the owner (a transport or a server)."""
 
-    __slots__ = ("_on_read", "_on_write", "_on_shutdown", "_on_connection", "_posted", "_reqs", "tcp")
+    __slots__ = ("_on_read", "_on_write", "_on_shutdown", "_on_connection", "_posted", "_posted_obj",
+                 "_reqs", "tcp")
 
     _ctype = "uvl_stream_t *"
 
@@ -35,6 +36,7 @@ class StreamHandle(UVHandle):
         self.tcp = tcp
         self._on_read = self._on_write = self._on_shutdown = self._on_connection = _ignore
         self._posted = None   # the cdata keeping the posted buffer alive
+        self._posted_obj = None  # the object it was made from (reused while get_buffer returns it)
         self._reqs = []       # uv_write_t / uv_shutdown_t structs libuv still points to
         if tcp:
             status = lib.uvl_tcp_init(loop._core.uv, self._ptr)
@@ -83,10 +85,17 @@ class StreamHandle(UVHandle):
 
     def post_buffer(self, buf):
         """Let libuv's next read of this stream land in ``buf`` (writable)."""
-        posted = ffi.from_buffer(buf, require_writable=True)
-        self._posted = posted
-        self._ptr.posted = posted
-        self._ptr.posted_len = len(posted)
+        if buf is self._posted_obj:
+            # The same buffer as last time (the common BufferedProtocol): our
+            # cdata still holds its buffer export, so it cannot have moved.
+            posted = self._posted
+        else:
+            posted = ffi.from_buffer(buf, require_writable=True)
+            self._posted = posted
+            self._posted_obj = buf
+        ptr = self._ptr
+        ptr.posted = posted
+        ptr.posted_len = len(posted)
 
     def has_posted(self):
         """A posted buffer no read has used yet?"""
@@ -95,7 +104,7 @@ class StreamHandle(UVHandle):
     def unpost(self):
         self._ptr.posted = ffi.NULL
         self._ptr.posted_len = 0
-        self._posted = None
+        self._posted = self._posted_obj = None
 
     def read_start(self):
         status = lib.uvl_read_start(self._ptr)
@@ -110,7 +119,9 @@ class StreamHandle(UVHandle):
 
     def try_write(self, data):
         """Write what the kernel takes now, without blocking; return its size."""
-        n = lib.uvl_try_write(self._ptr, ffi.from_buffer(data), len(data))
+        # bytes go straight to the ``const char *`` (the call is synchronous);
+        # other buffers need from_buffer.
+        n = lib.uvl_try_write(self._ptr, data if type(data) is bytes else ffi.from_buffer(data), len(data))
         if n < 0:
             if n == UV_EAGAIN:
                 return 0
@@ -152,4 +163,4 @@ class StreamHandle(UVHandle):
     def _on_close(self):
         super()._on_close()
         self._reqs = []
-        self._posted = None
+        self._posted = self._posted_obj = None

@@ -127,6 +127,10 @@ class _PipeTransportBase:
         elif self._closing:
             info.append("closing")
         info.append(f"fd={self._fileno}")
+        if self._pipe is not None:
+            # As stdlib's pipe transports once their loop is closed (CPython's
+            # test_unclosed_pipe_transport checks for it).
+            info.append("open")
         return "<{}>".format(" ".join(info))
 
     def set_protocol(self, protocol):

@@ -1,0 +1,1024 @@
+"""TLS (ssl=, start_tls, streams with ssl) on both loops, against our own
+loop and against peers that are not: a blocking stdlib ``ssl`` socket in a
+thread, and aiohttp.  Certificates are made at test time with trustme."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+
+import pytest
+from loop_testutil import is_uvloop_like, run
+from stream_testutil import Recorder
+
+trustme = pytest.importorskip("trustme")
+
+PY311 = sys.version_info >= (3, 11)
+
+
+def old_stdlib(loop):
+    """stdlib's TLS layer before 3.11 (rewritten in 3.11): no eof_received
+    for the peer's close_notify, data_received after pause_reading(), no
+    start_tls over a TLS transport.  uvloop_like has 3.11's semantics on
+    every version."""
+    return not PY311 and not is_uvloop_like(loop)
+
+
+# --- certificates and contexts -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_cert(ca):
+    return ca.issue_cert("localhost", "127.0.0.1")
+
+
+@pytest.fixture
+def server_ctx(server_cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_cert.configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def client_ctx(ca):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(ctx)
+    return ctx
+
+
+def _port(server):
+    return server.sockets[0].getsockname()[1]
+
+
+class EchoServer(asyncio.Protocol):
+    """Echoes everything; records what it saw."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.transport = None
+        self.events = []
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def connection_lost(self, exc):
+        self.events.append("lost")
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+class BufferedRecorder(asyncio.BufferedProtocol):
+    """A BufferedProtocol client collecting what it is given."""
+
+    def __init__(self, loop, size=4096):
+        self.loop = loop
+        self.buf = bytearray(size)
+        self.data = bytearray()
+        self.transport = None
+        self.events = []
+        self.lost = loop.create_future()
+        self._waiters = []
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def get_buffer(self, sizehint):
+        # A memoryview: stdlib 3.11's TLS layer slices a bytearray buffer
+        # (a copy) when filling it past one TLS record, losing that data.
+        return memoryview(self.buf)
+
+    def buffer_updated(self, nbytes):
+        self.data += self.buf[:nbytes]
+        for size, fut in list(self._waiters):
+            if len(self.data) >= size and not fut.done():
+                fut.set_result(None)
+
+    async def wait_for_bytes(self, size):
+        if len(self.data) < size:
+            fut = self.loop.create_future()
+            self._waiters.append((size, fut))
+            await fut
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def connection_lost(self, exc):
+        self.events.append("lost")
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+async def _tls_echo_server(loop, server_ctx, protocols=None):
+    def factory():
+        proto = EchoServer(loop)
+        if protocols is not None:
+            protocols.append(proto)
+        return proto
+    return await loop.create_server(factory, "127.0.0.1", 0, ssl=server_ctx)
+
+
+# --- echo ----------------------------------------------------------------------------
+
+def test_tls_echo_protocol(loop, server_ctx, client_ctx):
+    async def main():
+        servers = []
+        server = await _tls_echo_server(loop, server_ctx, servers)
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        assert isinstance(transport, asyncio.Transport)
+        assert not transport.can_write_eof()
+        sslobj = transport.get_extra_info("ssl_object")
+        assert isinstance(sslobj, ssl.SSLObject)
+        assert sslobj.version() in ("TLSv1.2", "TLSv1.3")
+        assert transport.get_extra_info("sslcontext") is client_ctx
+        assert transport.get_extra_info("peercert")["subjectAltName"]
+        assert transport.get_extra_info("cipher")[1] == sslobj.version()
+        assert transport.get_extra_info("compression") is None
+        assert transport.get_extra_info("peername")[1] == _port(server)
+        assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
+        sock = transport.get_extra_info("socket")
+        assert sock is not None and sock.family == socket.AF_INET
+        assert transport.get_extra_info("nonexistent", "dflt") == "dflt"
+
+        payload = os.urandom(100 * 1024)
+        transport.write(payload[:1000])
+        transport.writelines([payload[1000:5000], b"", memoryview(payload[5000:])])
+        await asyncio.wait_for(proto.wait_for_bytes(len(payload)), 10)
+        assert bytes(proto.data) == payload
+        assert transport.get_write_buffer_size() == 0
+        assert not transport.is_closing()
+        transport.close()
+        assert transport.is_closing()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        # The server saw our close_notify as EOF, then the end.
+        assert await asyncio.wait_for(servers[0].lost, 10) is None
+        if not old_stdlib(loop):
+            assert servers[0].events == ["made", "eof", "lost"]
+        proto.assert_ok()
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_tls_echo_buffered_protocol(loop, server_ctx, client_ctx):
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        transport, proto = await loop.create_connection(
+            lambda: BufferedRecorder(loop, 1000), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        payload = os.urandom(300 * 1024)
+        transport.write(payload)
+        await asyncio.wait_for(proto.wait_for_bytes(len(payload)), 10)
+        assert bytes(proto.data) == payload
+        transport.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        if not old_stdlib(loop):
+            # The server's close_notify answering ours.
+            assert proto.events == ["made", "eof", "lost"]
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_tls_server_closes_first(loop, server_ctx, client_ctx):
+    """The server's close() sends close_notify: the client gets
+    eof_received, then connection_lost(None)."""
+    async def main():
+        server_protos = []
+        server = await _tls_echo_server(loop, server_ctx, server_protos)
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        transport.write(b"ping")
+        await asyncio.wait_for(proto.wait_for_bytes(4), 10)
+        server_protos[0].transport.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        if not old_stdlib(loop):
+            assert proto.events == ["made", "data", "eof", "lost"]
+        assert await asyncio.wait_for(server_protos[0].lost, 10) is None
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_tls_abort(loop, server_ctx, client_ctx):
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        transport.write(b"x" * 100000)
+        transport.abort()
+        assert transport.is_closing()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_tls_versions_alpn_sni(loop, server_ctx, client_ctx, version):
+    async def main():
+        tls_version = getattr(ssl.TLSVersion, version)
+        server_ctx.minimum_version = server_ctx.maximum_version = tls_version
+        server_ctx.set_alpn_protocols(["h2", "http/1.1"])
+        client_ctx.set_alpn_protocols(["http/1.1"])
+        names = []
+        server_ctx.sni_callback = lambda sslobj, name, ctx: names.append(name)
+        server = await _tls_echo_server(loop, server_ctx)
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        sslobj = transport.get_extra_info("ssl_object")
+        assert sslobj.version() == version.replace("_", ".")
+        assert sslobj.selected_alpn_protocol() == "http/1.1"
+        assert names == ["localhost"]
+        transport.write(b"hello")
+        await asyncio.wait_for(proto.wait_for_bytes(5), 10)
+        transport.close()
+        await asyncio.wait_for(proto.lost, 10)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_tls_unix(loop, server_ctx, client_ctx):
+    async def main():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "tls.sock")
+            server = await loop.create_unix_server(lambda: EchoServer(loop), path, ssl=server_ctx)
+            with pytest.raises(ValueError, match="you have to pass server_hostname when using ssl"):
+                await loop.create_unix_connection(asyncio.Protocol, path, ssl=client_ctx)
+            transport, proto = await loop.create_unix_connection(
+                lambda: Recorder(loop), path, ssl=client_ctx, server_hostname="localhost")
+            transport.write(b"over unix")
+            await asyncio.wait_for(proto.wait_for_bytes(9), 10)
+            assert bytes(proto.data) == b"over unix"
+            transport.close()
+            await asyncio.wait_for(proto.lost, 10)
+            server.close()
+            await server.wait_closed()
+    run(loop, main())
+
+
+def test_tls_connect_accepted_socket(loop, server_ctx, client_ctx):
+    async def main():
+        a, b = socket.socketpair()
+        server_side = loop.create_task(loop.connect_accepted_socket(
+            lambda: EchoServer(loop), a, ssl=server_ctx))
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), sock=b, ssl=client_ctx, server_hostname="localhost")
+        stransport, sproto = await asyncio.wait_for(server_side, 10)
+        assert stransport.get_extra_info("ssl_object").server_side
+        transport.write(b"abc")
+        await asyncio.wait_for(proto.wait_for_bytes(3), 10)
+        transport.close()
+        await asyncio.wait_for(proto.lost, 10)
+        await asyncio.wait_for(sproto.lost, 10)
+    run(loop, main())
+
+
+# --- start_tls -------------------------------------------------------------------------
+
+class Upgradable(asyncio.Protocol):
+    """Plain text first; start_tls is driven from outside."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.transport = None
+        self.data = bytearray()
+        self.got = asyncio.Queue()
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.data += data
+        self.got.put_nowait(bytes(data))
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+    async def read_exactly(self, n):
+        while len(self.data) < n:
+            await asyncio.wait_for(self.got.get(), 10)
+        out = bytes(self.data[:n])
+        del self.data[:n]
+        return out
+
+
+async def _plain_pair(loop):
+    accepted = loop.create_future()
+
+    def factory():
+        proto = Upgradable(loop)
+        if not accepted.done():
+            accepted.set_result(proto)
+        return proto
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    _, client = await loop.create_connection(lambda: Upgradable(loop), "127.0.0.1", _port(server))
+    srv = await asyncio.wait_for(accepted, 10)
+    await asyncio.sleep(0)
+    return server, srv, client
+
+
+async def _upgrade(loop, srv, client, server_ctx, client_ctx):
+    s_task = loop.create_task(loop.start_tls(srv.transport, srv, server_ctx, server_side=True))
+    c_transport = await loop.start_tls(client.transport, client, client_ctx,
+                                       server_hostname="localhost")
+    s_transport = await asyncio.wait_for(s_task, 10)
+    srv.transport = s_transport
+    client.transport = c_transport
+    return s_transport, c_transport
+
+
+def test_start_tls(loop, server_ctx, client_ctx):
+    """Plain text, then TLS, then TLS inside that TLS."""
+    run(loop, _start_tls_scenario(loop, server_ctx, client_ctx))
+
+
+async def _start_tls_scenario(loop, server_ctx, client_ctx):
+    server, srv, client = await _plain_pair(loop)
+    client.transport.write(b"STARTTLS\n")
+    assert await srv.read_exactly(9) == b"STARTTLS\n"
+    s_transport, c_transport = await _upgrade(loop, srv, client, server_ctx, client_ctx)
+    assert c_transport.get_extra_info("ssl_object") is not None
+    assert s_transport.get_extra_info("peername") is not None
+    c_transport.write(b"secret")
+    assert await srv.read_exactly(6) == b"secret"
+    s_transport.write(b"reply")
+    assert await client.read_exactly(5) == b"reply"
+
+    if old_stdlib(loop):
+        c_transport.close()
+        await asyncio.wait_for(client.lost, 10)
+        server.close()
+        await server.wait_closed()
+        return
+    # TLS inside TLS.
+    s2, c2 = await _upgrade(loop, srv, client, server_ctx, client_ctx)
+    assert c2.get_extra_info("ssl_object") is not c_transport.get_extra_info("ssl_object")
+    payload = os.urandom(200 * 1024)
+    c2.write(payload)
+    assert await srv.read_exactly(len(payload)) == payload
+    s2.write(b"inner")
+    assert await client.read_exactly(5) == b"inner"
+    c2.close()
+    assert await asyncio.wait_for(client.lost, 10) is None
+    await asyncio.wait_for(srv.lost, 10)
+    server.close()
+    await server.wait_closed()
+
+
+def test_start_tls_argument_errors(loop, client_ctx):
+    async def main():
+        server, srv, client = await _plain_pair(loop)
+        with pytest.raises(TypeError, match="sslcontext is expected to be an instance of ssl.SSLContext"):
+            await loop.start_tls(client.transport, client, None)
+        with pytest.raises(TypeError, match="is not supported by start_tls()"):
+            await loop.start_tls(object(), client, client_ctx)
+        with pytest.raises(ValueError, match="ssl_handshake_timeout should be a positive number, got 0"):
+            await loop.start_tls(client.transport, client, client_ctx, ssl_handshake_timeout=0)
+        if PY311:
+            with pytest.raises(ValueError, match="ssl_shutdown_timeout should be a positive number, got -1"):
+                await loop.start_tls(client.transport, client, client_ctx, ssl_shutdown_timeout=-1)
+        client.transport.close()
+        srv.transport.close()
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_create_connection_timeout_validation(loop, server_ctx, client_ctx, exc_handler):
+    # In debug mode the server reports the failed handshake, as stdlib.
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        with pytest.raises(ValueError, match="ssl_handshake_timeout should be a positive number, got 0"):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", _port(server), ssl=client_ctx,
+                                         server_hostname="localhost", ssl_handshake_timeout=0)
+        with socket.socket() as sock:
+            with pytest.raises(ValueError, match="You must set server_hostname when using ssl without a host"):
+                await loop.create_connection(asyncio.Protocol, sock=sock, ssl=client_ctx)
+            with pytest.raises(ValueError, match="Server side SSL needs a valid SSLContext"):
+                await loop.connect_accepted_socket(asyncio.Protocol, sock, ssl=True)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+# --- streams -----------------------------------------------------------------------------
+
+def test_streams_with_ssl(loop, server_ctx, client_ctx):
+    async def main():
+        async def handle(reader, writer):
+            line = await reader.readline()
+            writer.write(line.upper())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        reader, writer = await asyncio.open_connection("127.0.0.1", _port(server), ssl=client_ctx,
+                                                       server_hostname="localhost")
+        writer.write(b"hello tls\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"HELLO TLS\n"
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 10)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+@pytest.mark.skipif(not PY311, reason="StreamWriter.start_tls is 3.11+")
+def test_stream_writer_start_tls(loop, server_ctx, client_ctx):
+    async def main():
+        async def handle(reader, writer):
+            assert await reader.readline() == b"STARTTLS\n"
+            writer.write(b"OK\n")
+            await writer.drain()
+            await writer.start_tls(server_ctx)
+            line = await reader.readline()
+            writer.write(b"secure " + line)
+            await writer.drain()
+            writer.close()
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
+        writer.write(b"STARTTLS\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"OK\n"
+        await asyncio.wait_for(writer.start_tls(client_ctx, server_hostname="localhost"), 10)
+        assert writer.get_extra_info("ssl_object") is not None
+        writer.write(b"data\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"secure data\n"
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 10)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+# --- failures -----------------------------------------------------------------------------
+
+def test_certificate_verification_failure(loop, server_ctx, exc_handler):
+    # In debug mode the server reports the failed handshake, as stdlib.
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        untrusting = ssl.create_default_context()  # does not trust our CA
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", _port(server),
+                                         ssl=untrusting, server_hostname="localhost")
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_hostname_mismatch(loop, server_ctx, client_ctx, exc_handler):
+    # In debug mode the server reports the failed handshake, as stdlib.
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        with pytest.raises(ssl.SSLCertVerificationError, match="(?i)hostname"):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", _port(server),
+                                         ssl=client_ctx, server_hostname="not-localhost.example")
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+class _SilentPeer:
+    """A listening socket whose accepted connections never speak; it can
+    close them or send garbage on demand."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.conns = []
+
+    async def accept(self, loop):
+        self.listener.setblocking(False)
+        conn, _ = await asyncio.wait_for(loop.sock_accept(self.listener), 10)
+        self.conns.append(conn)
+        return conn
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.listener.close()
+
+
+def test_handshake_timeout(loop, client_ctx):
+    async def main():
+        peer = _SilentPeer()
+        try:
+            with pytest.raises(ConnectionAbortedError,
+                               match="SSL handshake is taking longer than 0.2 seconds: aborting"):
+                await loop.create_connection(asyncio.Protocol, "127.0.0.1", peer.port, ssl=client_ctx,
+                                             server_hostname="localhost", ssl_handshake_timeout=0.2)
+            # Our side of the connection is closed: the peer reads the
+            # ClientHello, then EOF (or a reset).
+            conn = await peer.accept(loop)
+            data = b""
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(loop.sock_recv(conn, 65536), 10)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            assert data[:1] == b"\x16"  # a TLS handshake record
+        finally:
+            peer.close()
+    run(loop, main())
+
+
+def test_server_handshake_timeout(loop, server_ctx, exc_handler):
+    async def main():
+        made = []
+        server = await loop.create_server(lambda: made.append(1) or EchoServer(loop), "127.0.0.1", 0,
+                                          ssl=server_ctx, ssl_handshake_timeout=0.2)
+        sock = socket.create_connection(("127.0.0.1", _port(server)))
+        sock.setblocking(False)
+        try:
+            # Never speak: the server gives up and closes.
+            data = await asyncio.wait_for(loop.sock_recv(sock, 100), 10)
+            assert data == b""
+        except ConnectionResetError:
+            pass
+        finally:
+            sock.close()
+        assert made == [1]
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_peer_closes_during_handshake(loop, client_ctx):
+    async def main():
+        peer = _SilentPeer()
+        try:
+            task = loop.create_task(loop.create_connection(
+                asyncio.Protocol, "127.0.0.1", peer.port, ssl=client_ctx, server_hostname="localhost"))
+            conn = await peer.accept(loop)
+            hello = await asyncio.wait_for(loop.sock_recv(conn, 65536), 10)
+            assert hello[:1] == b"\x16"
+            conn.close()
+            with pytest.raises(ConnectionError):
+                await asyncio.wait_for(task, 10)
+        finally:
+            peer.close()
+    run(loop, main())
+
+
+def test_client_closes_during_server_handshake(loop, server_ctx, exc_handler):
+    """A client that connects to a TLS server and leaves mid-handshake:
+    the server drops that connection and keeps serving."""
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", _port(server)))
+            sock.sendall(b"\x16\x03\x01\x00")  # the start of a record, then nothing
+            sock.close()
+        await asyncio.sleep(0.05)
+        # Still serving.
+        client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client_ctx.check_hostname = False
+        client_ctx.verify_mode = ssl.CERT_NONE
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", _port(server), ssl=client_ctx)
+        transport.write(b"still")
+        await asyncio.wait_for(proto.wait_for_bytes(5), 10)
+        transport.close()
+        await asyncio.wait_for(proto.lost, 10)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_cancel_create_connection_during_handshake(loop, client_ctx):
+    async def main():
+        peer = _SilentPeer()
+        try:
+            task = loop.create_task(loop.create_connection(
+                asyncio.Protocol, "127.0.0.1", peer.port, ssl=client_ctx, server_hostname="localhost"))
+            conn = await peer.accept(loop)
+            hello = await asyncio.wait_for(loop.sock_recv(conn, 65536), 10)
+            assert hello[:1] == b"\x16"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The connection was closed (our descriptor with it).
+            try:
+                assert await asyncio.wait_for(loop.sock_recv(conn, 100), 10) == b""
+            except ConnectionResetError:
+                pass
+        finally:
+            peer.close()
+    run(loop, main())
+
+
+@pytest.mark.parametrize("when", ["immediately", "after_connect"])
+def test_cancel_create_connection_early(loop, server_ctx, client_ctx, when, exc_handler):
+    # In debug mode the server reports the failed handshake, as stdlib.
+    """Cancelled right after the TCP connection (before or as the handshake
+    starts): nothing leaks, nothing is reported."""
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        task = loop.create_task(loop.create_connection(
+            asyncio.Protocol, "127.0.0.1", _port(server), ssl=client_ctx, server_hostname="localhost"))
+        for _ in range(0 if when == "immediately" else 3):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            transport, _ = await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            transport.close()
+        await asyncio.sleep(0.05)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_peer_sends_garbage(loop, client_ctx):
+    async def main():
+        peer = _SilentPeer()
+        try:
+            task = loop.create_task(loop.create_connection(
+                asyncio.Protocol, "127.0.0.1", peer.port, ssl=client_ctx, server_hostname="localhost"))
+            conn = await peer.accept(loop)
+            await asyncio.wait_for(loop.sock_recv(conn, 65536), 10)
+            await loop.sock_sendall(conn, b"HTTP/1.1 400 Bad Request\r\n\r\n" * 10)
+            with pytest.raises(ssl.SSLError):
+                await asyncio.wait_for(task, 10)
+        finally:
+            peer.close()
+    run(loop, main())
+
+
+def test_garbage_to_tls_server(loop, server_ctx, exc_handler):
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            # The server answers with an alert (or nothing), then closes.
+            await asyncio.wait_for(reader.read(), 10)
+        except ConnectionResetError:
+            pass
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+# --- flow control: 50 MiB with the reader paused and resumed -------------------------------
+
+class SlowReader(asyncio.Protocol):
+    """Pauses reading after every ``chunk`` bytes, resumes a moment later."""
+
+    def __init__(self, loop, expected, chunk=4 * 1024 * 1024):
+        self.loop = loop
+        self.expected = expected
+        self.chunk = chunk
+        self.received = 0
+        self.next_pause = chunk
+        self.digest = hashlib.sha256()
+        self.pauses = 0
+        self.done = loop.create_future()
+        self.lost = loop.create_future()
+        self.paused = False
+        self.data_while_paused = 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        if self.paused:
+            self.data_while_paused += 1
+        self.received += len(data)
+        self.digest.update(data)
+        if self.received >= self.expected and not self.done.done():
+            self.done.set_result(None)
+        elif self.received >= self.next_pause:
+            self.next_pause += self.chunk
+            self.pauses += 1
+            self.paused = True
+            self.transport.pause_reading()
+            assert not self.transport.is_reading()
+            self.loop.call_later(0.01, self._resume)
+
+    def _resume(self):
+        self.paused = False
+        self.transport.resume_reading()
+
+    def eof_received(self):
+        pass
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+class BulkWriter(asyncio.Protocol):
+    """Writes ``total`` bytes as fast as flow control allows."""
+
+    def __init__(self, loop, total, block=256 * 1024):
+        self.loop = loop
+        self.total = total
+        self.block = block
+        self.sent = 0
+        self.digest = hashlib.sha256()
+        self.paused_count = 0
+        self.max_buffer = 0
+        self._resume = None
+        self.finished = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.task = self.loop.create_task(self._run())
+
+    async def _run(self):
+        rnd = os.urandom(self.block)
+        while self.sent < self.total:
+            if self._resume is not None:
+                await self._resume
+            n = min(self.block, self.total - self.sent)
+            data = rnd[:n]
+            self.digest.update(data)
+            self.transport.write(data)
+            self.sent += n
+            self.max_buffer = max(self.max_buffer, self.transport.get_write_buffer_size())
+            await asyncio.sleep(0)
+        self.finished.set_result(None)
+
+    def pause_writing(self):
+        self.paused_count += 1
+        self._resume = self.loop.create_future()
+
+    def resume_writing(self):
+        fut, self._resume = self._resume, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def connection_lost(self, exc):
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_exception(ConnectionError("lost"))
+
+
+def test_50mib_with_paused_reader(loop, server_ctx, client_ctx):
+    total = 50 * 1024 * 1024
+
+    async def main():
+        writers = []
+        server = await loop.create_server(lambda: writers.append(BulkWriter(loop, total)) or writers[-1],
+                                          "127.0.0.1", 0, ssl=server_ctx)
+        transport, reader = await loop.create_connection(
+            lambda: SlowReader(loop, total), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        await asyncio.wait_for(reader.done, 50)
+        writer = writers[0]
+        await asyncio.wait_for(writer.finished, 10)
+        assert reader.received == total
+        assert reader.digest.hexdigest() == writer.digest.hexdigest()
+        assert reader.pauses >= 10
+        if not old_stdlib(loop):
+            assert reader.data_while_paused == 0
+        # Flow control held the writer back (the reader was slower).
+        assert writer.paused_count >= 1
+        hi = writer.transport.get_write_buffer_limits()[1]
+        assert writer.max_buffer <= hi + 2 * writer.block + 64 * 1024
+        transport.close()
+        await asyncio.wait_for(reader.lost, 10)
+        server.close()
+        await server.wait_closed()
+    run(loop, main(), timeout=55)
+
+
+def test_write_buffer_limits(loop, server_ctx, client_ctx):
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        transport.set_write_buffer_limits(high=1000, low=100)
+        assert transport.get_write_buffer_limits() == (100, 1000)
+        transport.set_write_buffer_limits()
+        low, high = transport.get_write_buffer_limits()
+        assert high >= low >= 0
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(high=1, low=2)
+        transport.close()
+        await asyncio.wait_for(proto.lost, 10)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+# --- peers that are not an event loop: a blocking ssl socket in a thread ---------------
+
+class ThreadPeer(threading.Thread):
+    """Runs ``target(sock)`` on one accepted (server) or made (client)
+    blocking socket, with a timeout on every operation."""
+
+    def __init__(self, target, listen=True):
+        super().__init__(daemon=True)
+        self.target = target
+        self.error = None
+        self.result = None
+        if listen:
+            self.listener = socket.socket()
+            self.listener.bind(("127.0.0.1", 0))
+            self.listener.listen(1)
+            self.listener.settimeout(10)
+            self.port = self.listener.getsockname()[1]
+
+    def run(self):
+        try:
+            conn, _ = self.listener.accept()
+            conn.settimeout(10)
+            with conn:
+                self.result = self.target(conn)
+        except BaseException as exc:  # noqa: B902 - reported by join_checked
+            self.error = exc
+        finally:
+            self.listener.close()
+
+    async def join_checked(self, loop):
+        await loop.run_in_executor(None, self.join, 15)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def test_client_against_blocking_ssl_server(loop, server_ctx, client_ctx):
+    def serve(conn):
+        tls = server_ctx.wrap_socket(conn, server_side=True)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        tls.sendall(data.upper())
+        # Answer the client's close_notify with ours.
+        assert tls.recv(10) == b""
+        tls.unwrap()
+        tls.close()
+        return data
+
+    async def main():
+        peer = ThreadPeer(serve)
+        peer.start()
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", peer.port, ssl=client_ctx,
+            server_hostname="localhost")
+        transport.write(b"x" * 100000 + b"\n")
+        await asyncio.wait_for(proto.wait_for_bytes(100001), 10)
+        assert bytes(proto.data) == b"X" * 100000 + b"\n"
+        transport.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        assert await peer.join_checked(loop) == b"x" * 100000 + b"\n"
+    run(loop, main())
+
+
+@pytest.mark.parametrize("how", ["close_notify", "no_close_notify"])
+def test_blocking_server_closes(loop, server_ctx, client_ctx, how):
+    """The peer's close_notify gives eof_received; a peer closing the TCP
+    connection without it gives eof_received too (stdlib's rule), then
+    connection_lost(None)."""
+    def serve(conn):
+        tls = server_ctx.wrap_socket(conn, server_side=True)
+        tls.sendall(b"bye")
+        if how == "close_notify":
+            try:
+                tls.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+        else:
+            tls.shutdown(socket.SHUT_RDWR)  # TCP FIN, no close_notify
+        tls.close()
+
+    async def main():
+        peer = ThreadPeer(serve)
+        peer.start()
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", peer.port, ssl=client_ctx,
+            server_hostname="localhost")
+        exc = await asyncio.wait_for(proto.lost, 10)
+        assert exc is None
+        assert bytes(proto.data) == b"bye"
+        if not (old_stdlib(loop) and how == "close_notify"):
+            assert proto.events == ["made", "data", "eof", "lost"]
+        await peer.join_checked(loop)
+    run(loop, main())
+
+
+def test_blocking_client_against_server(loop, server_ctx, client_ctx):
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        port = _port(server)
+
+        def client():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                with client_ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                    out = b""
+                    for i in range(20):
+                        msg = bytes([65 + i]) * (1000 * (i + 1))
+                        tls.sendall(msg)
+                        got = b""
+                        while len(got) < len(msg):
+                            got += tls.recv(65536)
+                        out += got
+                    try:
+                        tls.unwrap()  # our close_notify is answered by the server's
+                    except ssl.SSLEOFError:
+                        if not old_stdlib(loop):
+                            raise
+                    return out
+        out = await asyncio.wait_for(loop.run_in_executor(None, client), 20)
+        assert len(out) == sum(1000 * (i + 1) for i in range(20))
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+@pytest.mark.skipif(not PY311, reason="ssl_shutdown_timeout is 3.11+ in stdlib")
+def test_shutdown_timeout(loop, server_ctx, client_ctx):
+    """A peer that never answers our close_notify: connection_lost gets
+    TimeoutError('SSL shutdown timed out') after ssl_shutdown_timeout."""
+    release = threading.Event()
+
+    def serve(conn):
+        tls = server_ctx.wrap_socket(conn, server_side=True)
+        release.wait(15)  # handshake done, then silence
+        tls.close()
+
+    async def main():
+        peer = ThreadPeer(serve)
+        peer.start()
+        try:
+            transport, proto = await loop.create_connection(
+                lambda: Recorder(loop), "127.0.0.1", peer.port, ssl=client_ctx,
+                server_hostname="localhost", ssl_shutdown_timeout=0.3)
+            transport.close()
+            exc = await asyncio.wait_for(proto.lost, 10)
+            assert isinstance(exc, asyncio.TimeoutError)
+            assert str(exc) == "SSL shutdown timed out"
+        finally:
+            release.set()
+        await peer.join_checked(loop)
+    run(loop, main())
+
+
+# --- aiohttp ---------------------------------------------------------------------------------
+
+def test_aiohttp_https(loop, server_ctx, client_ctx):
+    aiohttp = pytest.importorskip("aiohttp")
+    from aiohttp import web
+
+    async def main():
+        async def hello(request):
+            body = await request.read()
+            return web.Response(body=b"hello " + body)
+        app = web.Application()
+        app.router.add_post("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            connector = aiohttp.TCPConnector(ssl=client_ctx)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                for size in (10, 300 * 1024):
+                    body = b"b" * size
+                    async with session.post(f"https://localhost:{port}/", data=body) as resp:
+                        assert resp.status == 200
+                        assert await resp.read() == b"hello " + body
+        finally:
+            await runner.cleanup()
+    run(loop, main(), timeout=30)
