@@ -296,7 +296,6 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         # (DNS) that already started must finish before libuv can be freed.
         while self._uv_handles or self._uv_requests:
             core.run_once(-1)
-            core.dispatch()
         core.close()
 
     def __del__(self, _warn=warnings.warn):
@@ -349,11 +348,13 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
             else:
                 timeout_ms = -1
 
+            if core.pending:
+                # Completions an exception interrupted: before the next run
+                # reuses the arena they came from.
+                core.dispatch_pending()
             n = uv_run(timeout_ms)
             if n:
-                core.collect(n)
-            if core.pending:
-                core.dispatch()
+                core.process(n)
 
             if scheduled:
                 end_time = self.time() + self._clock_resolution

@@ -25,13 +25,13 @@
 #define UVL_EV_SHUTDOWN 7
 #define UVL_EV_CONNECTION 8    /* a listening stream has a connection to accept */
 
-/* Reads land in one loop-wide arena, reset by every uvl_run(): each read
- * takes the next free slice, so every read of one iteration stays intact
+/* Reads land in one loop-wide arena (1 MiB; one read takes at most 256 KiB),
+ * reset by every uvl_run(): each read takes the next free slice, so every read of one iteration stays intact
  * until Python has copied it out (once, into the bytes for data_received).
  * When the arena is full, alloc returns no buffer: libuv reports UV_ENOBUFS,
  * which is ignored, and the still-readable descriptor is read next time. */
-#define UVL_ARENA_SIZE (256 * 1024)
-#define UVL_READ_CHUNK (64 * 1024)
+#define UVL_ARENA_SIZE (1024 * 1024)
+#define UVL_READ_CHUNK (256 * 1024)
 
 typedef struct {
     void *owner;    /* the Python owner's ffi handle (handle->data / req->data) */

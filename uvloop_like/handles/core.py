@@ -48,60 +48,79 @@ class LoopCore:
         # The reads of the last run, by offset (see collect).
         self.arena = ffi.buffer(self.ptr.arena, lib.UVL_ARENA_SIZE)
 
-    def collect(self, n):
-        """Copy the ``n`` completions of the last run into ``pending``.
+    def process(self, n):
+        """Dispatch the ``n`` completions of the last run, in libuv's order,
+        straight from the C array (no intermediate objects: this runs for
+        every read and write).
 
-        A read into the arena is copied out here, once, into the bytes that
-        data_received will get: the next run reuses the arena, and a
-        completion left pending (an owner raised) must not see new data."""
+        A read into the arena becomes, once, the bytes data_received gets.
+        If an owner raises (KeyboardInterrupt, say), the completions not yet
+        dispatched are saved, their data copied out of the arena (which the
+        next run reuses), and ``dispatch_pending`` delivers them later."""
         if n < 0:
             raise MemoryError("uvloop_like: cannot record libuv completions")
         events = self.ptr.events
         from_handle = ffi.from_handle
-        append = self.pending.append
         arena = self.arena
-        for i in range(n):
-            ev = events[i]
-            kind = ev.kind
-            if kind == EV_READ:
-                nread = ev.status
-                offset = ev.events
-                if nread > 0 and offset >= 0:
-                    append((from_handle(ev.owner), kind, nread, arena[offset:offset + nread]))
+        i = 0
+        try:
+            while i < n:
+                ev = events[i]
+                i += 1
+                kind = ev.kind
+                if kind == EV_READ:
+                    nread = ev.status
+                    offset = ev.events
+                    from_handle(ev.owner)._on_read(
+                        nread, arena[offset:offset + nread] if nread > 0 and offset >= 0 else None)
                 else:
-                    append((from_handle(ev.owner), kind, nread, None))
-            else:
-                append((from_handle(ev.owner), kind, ev.status, ev.events))
+                    self._dispatch(from_handle(ev.owner), kind, ev.status, ev.events)
+        except BaseException:
+            self._save(i, n)
+            raise
+
+    def _save(self, start, n):
+        events = self.ptr.events
+        from_handle = ffi.from_handle
+        arena = self.arena
+        append = self.pending.append
+        for i in range(start, n):
+            ev = events[i]
+            status = ev.status
+            data = ev.events
+            if ev.kind == EV_READ:
+                data = arena[data:data + status] if status > 0 and data >= 0 else None
+            append((from_handle(ev.owner), ev.kind, status, data))
+
+    @staticmethod
+    def _dispatch(owner, kind, status, events):
+        if kind == EV_READ:
+            owner._on_read(status, events)
+        elif kind == EV_WRITE:
+            owner._on_write(status)
+        elif kind == EV_POLL:
+            owner._on_poll(status, events)
+        elif kind == EV_SHUTDOWN:
+            owner._on_shutdown(status)
+        elif kind == EV_CONNECTION:
+            owner._on_connection(status)
+        elif kind == EV_CLOSE:
+            owner._on_close()
+        else:
+            owner._on_complete(status)
+
+    def dispatch_pending(self):
+        """Deliver completions saved by process() when an owner raised."""
+        pending = self.pending
+        while pending:
+            self._dispatch(*pending.popleft())
 
     def run_once(self, timeout_ms):
-        """run() then collect(): for the paths that are not hot."""
+        """run() then process(): for the paths that are not hot."""
+        self.dispatch_pending()
         n = self.run(timeout_ms)
         if n:
-            self.collect(n)
-
-    def dispatch(self):
-        """Hand each collected completion to its owner, in libuv's order.
-
-        If an owner raises (KeyboardInterrupt, say), the rest stay queued for
-        the next iteration instead of being lost."""
-        pending = self.pending
-        popleft = pending.popleft
-        while pending:
-            owner, kind, status, events = popleft()
-            if kind == EV_READ:
-                owner._on_read(status, events)
-            elif kind == EV_WRITE:
-                owner._on_write(status)
-            elif kind == EV_POLL:
-                owner._on_poll(status, events)
-            elif kind == EV_SHUTDOWN:
-                owner._on_shutdown(status)
-            elif kind == EV_CONNECTION:
-                owner._on_connection(status)
-            elif kind == EV_CLOSE:
-                owner._on_close()
-            else:
-                owner._on_complete(status)
+            self.process(n)
 
     def wakeup(self):
         """Make a sleeping ``uv_run`` return; safe from any thread, also
