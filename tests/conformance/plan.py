@@ -18,6 +18,7 @@ This module is imported by the child process (as a plain script sibling) and by 
 parent; it must not import asyncio test modules at import time.
 """
 
+import os
 import sys
 
 # Modules that are not about an event loop implementation: never imported, never run.
@@ -31,6 +32,14 @@ SKIPPED_MODULES = {
     "test_windows_utils": "Windows only",
     "test_protocols": "tests the Protocol ABCs only; never creates a loop",
     "test_transports": "tests the Transport ABCs only; never creates a loop",
+    "test_futures": "tests asyncio.Future itself (C and Python) on the stdlib TestLoop; "
+    "never creates a real loop (checked: 0 loops on every version)",
+}
+
+# Modules skipped on some versions only: name -> (first version that runs it, reason).
+SKIPPED_BEFORE = {
+    "test_queues": ((3, 11), "before 3.11 it runs entirely on the stdlib TestLoop "
+                    "(new_test_loop); it creates no real loop"),
 }
 
 # Classes dropped from modules that otherwise run, with the reason.  Names that do not exist
@@ -77,7 +86,6 @@ MODULES = [
     "test_context",
     "test_eager_task_factory",  # 3.12+
     "test_events",
-    "test_futures",
     "test_futures2",
     "test_locks",
     "test_pep492",
@@ -101,11 +109,10 @@ MODULES = [
 
 # Per-test hard timeout (seconds) in the child; a test past it is killed, recorded as
 # "timeout", and the module resumes in a fresh process after it.
-DEFAULT_TEST_TIMEOUT = 20.0
+DEFAULT_TEST_TIMEOUT = 15.0
 
 
 def test_asyncio_dir():
-    import os
     import test
 
     return os.path.join(os.path.dirname(test.__file__), "test_asyncio")
@@ -113,14 +120,16 @@ def test_asyncio_dir():
 
 def available_modules():
     """All test_asyncio modules of the running interpreter: (to run, {skipped: reason})."""
-    import os
-
     names = sorted(
         n[:-3] for n in os.listdir(test_asyncio_dir()) if n.startswith("test_") and n.endswith(".py")
     )
-    run = [n for n in names if n in MODULES]
-    skipped = {n: SKIPPED_MODULES.get(n, "not in the conformance plan (new module?)")
-               for n in names if n not in MODULES}
+    skipped = {}
+    for n in names:
+        if n not in MODULES:
+            skipped[n] = SKIPPED_MODULES.get(n, "not in the conformance plan (new module?)")
+        elif n in SKIPPED_BEFORE and sys.version_info[:2] < SKIPPED_BEFORE[n][0]:
+            skipped[n] = SKIPPED_BEFORE[n][1]
+    run = [n for n in names if n not in skipped]
     return run, skipped
 
 
@@ -134,16 +143,17 @@ def python_version():
 def bind(module, short_name, loop_factory):
     """Rewrite the imported test module in place for the loop under test.
 
-    Returns {dropped class name: reason} for reporting.
+    Returns {class name: reason} of the module's TestCase classes that must not run.
     """
     import unittest
 
     from test.test_asyncio import utils as test_utils
 
+    # Dropped classes stay in the module (tests refer to them by name, e.g.
+    # isinstance(self, SubprocessFastWatcherTests)); the child just does not run them.
     dropped = {}
     for name, reason in DROPPED_CLASSES.get(short_name, {}).items():
         if hasattr(module, name):
-            delattr(module, name)
             dropped[name] = reason
 
     def replace_subclasses(mixin_name):
@@ -153,7 +163,6 @@ def bind(module, short_name, loop_factory):
             if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
                     and issubclass(obj, mixin)):
                 originals[name] = obj
-                delattr(module, name)
                 dropped[name] = "replaced by the Conformance* binding (stdlib-loop specific)"
         return mixin, originals
 
@@ -216,7 +225,6 @@ def bind(module, short_name, loop_factory):
         # Loop-generic unix-socket server/connection argument tests, written against
         # asyncio.SelectorEventLoop(): rebind their setUp.
         original = module.SelectorEventLoopUnixSocketTests
-        delattr(module, "SelectorEventLoopUnixSocketTests")
         dropped["SelectorEventLoopUnixSocketTests"] = "replaced by the Conformance* binding"
 
         def setUp(self):
@@ -225,4 +233,29 @@ def bind(module, short_name, loop_factory):
             self.set_event_loop(self.loop)
 
         install("ConformanceUnixSocketTests", (original,), {"setUp": setUp})
+    elif short_name == "test_runners":
+        # BaseTest.new_loop() is the loop hook of asyncio.run()/Runner tests; stdlib gives it
+        # a BaseEventLoop with a mocked selector.  Give it the loop under test, keeping the
+        # check that run() shut down the async generators.
+        def runners_new_loop(self):
+            loop = loop_factory()
+            loop.shutdown_ag_run = False
+            real_shutdown_asyncgens = loop.shutdown_asyncgens
+
+            async def shutdown_asyncgens():
+                loop.shutdown_ag_run = True
+                await real_shutdown_asyncgens()
+
+            loop.shutdown_asyncgens = shutdown_asyncgens
+            return loop
+
+        module.BaseTest.new_loop = runners_new_loop
+    elif short_name == "test_pep492":
+        # Same: BaseTest.setUp() makes a BaseEventLoop with a mocked selector.
+        def pep492_setUp(self):
+            TestCase.setUp(self)
+            self.loop = loop_factory()
+            self.set_event_loop(self.loop)
+
+        module.BaseTest.setUp = pep492_setUp
     return dropped
