@@ -38,19 +38,6 @@ def _set_result_unless_cancelled(fut, result):
         fut.set_result(result)
 
 
-class _SocketView(socket.socket):
-    """The socket behind get_extra_info('socket'): a dup() of libuv's
-    descriptor, so nothing done to it (close() included) can close libuv's,
-    which reports libuv's descriptor number from fileno(), as stdlib's and
-    uvloop's do (add_reader(sock) then fails as with stdlib: the descriptor
-    belongs to a transport).  Every socket call goes to the dup."""
-
-    __slots__ = ("_uv_fd",)
-
-    def fileno(self):
-        return self._uv_fd if super().fileno() != -1 else -1
-
-
 class StreamTransport(_transports._FlowControlMixin):
     """A connected TCP or unix stream socket owned by libuv."""
 
@@ -58,10 +45,12 @@ class StreamTransport(_transports._FlowControlMixin):
     _sendfile_compatible = _SENDFILE_TRY_NATIVE
 
     def __init__(self, loop, handle, protocol, waiter=None, extra=None, server=None, sock=None):
+        extra = dict(extra or {})
+        extra["socket"] = _trsock.TransportSocket(sock)
         super().__init__(extra, loop)
-        self._handle = handle                  # the StreamHandle (libuv owns the fd)
-        self._fd = handle.fileno()             # libuv's descriptor, for the loop's registry
-        self._sock = sock                      # a dup()'d socket for get_extra_info, made lazily
+        self._handle = handle                  # the StreamHandle; libuv owns a dup() of sock's fd
+        self._sock = sock                      # the caller's socket: stays usable until we close it
+        self._fd = sock.fileno()               # its descriptor, for the loop's registry
         self._server = server                  # the Server that accepted us, or None
         self._protocol = None
         self._protocol_connected = False
@@ -110,40 +99,6 @@ class StreamTransport(_transports._FlowControlMixin):
             self._handle.close()
 
     # --- extra info ------------------------------------------------------------
-
-    def _make_extra_socket(self):
-        # libuv owns self._fd; get_extra_info('socket') wraps a duplicate, so
-        # nothing Python does to that object can close libuv's descriptor.
-        if self._sock is None and self._fd >= 0 and not self._handle.closed:
-            try:
-                view = _SocketView(fileno=os.dup(self._fd))
-            except OSError:
-                return None
-            view._uv_fd = self._fd
-            self._sock = view
-        return self._sock
-
-    def get_extra_info(self, name, default=None):
-        if name in self._extra:
-            return self._extra[name]
-        if name == "socket":
-            sock = self._make_extra_socket()
-            if sock is None:
-                return default
-            value = _trsock.TransportSocket(sock)
-            self._extra["socket"] = value
-            return value
-        if name in ("sockname", "peername"):
-            sock = self._make_extra_socket()
-            if sock is None:
-                return default
-            try:
-                value = sock.getsockname() if name == "sockname" else sock.getpeername()
-            except OSError:
-                value = None
-            self._extra[name] = value
-            return value if value is not None else default
-        return default
 
     # --- protocol ----------------------------------------------------------------
 
@@ -468,38 +423,46 @@ class StreamTransport(_transports._FlowControlMixin):
         if handle is not None:
             if self._loop is not None and self._loop._transports.get(self._fd) is self:
                 del self._loop._transports[self._fd]
-            handle.close()  # libuv closes the fd; queued writes end with ECANCELED
+            handle.close()  # libuv closes its dup; queued writes end with ECANCELED
         if self._sock is not None:
-            self._sock.close()
+            self._sock.close()  # and we close the caller's socket, as stdlib does
             self._sock = None
 
 
 def adopt_socket(loop, sock, protocol, waiter=None, extra=None, server=None):
-    """Make a StreamTransport of a connected stream socket: libuv adopts its
-    descriptor and the Python socket object is detached (never closed twice)."""
+    """Make a StreamTransport of a connected stream socket.
+
+    libuv adopts a dup() of the socket's descriptor and closes it; the
+    caller's socket object stays open (its fileno() valid, setsockopt()
+    working, as with stdlib) until the transport closes it in
+    connection_lost.  Each descriptor has exactly one owner and is closed
+    exactly once.  If adoption fails, the dup is closed here and ``sock`` is
+    left to the caller, untouched."""
     tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
-    handle = StreamHandle(loop, tcp=tcp)
     extra = dict(extra or {})
     try:
+        extra.setdefault("sockname", sock.getsockname())
+    except OSError:
+        extra.setdefault("sockname", None)
+    if "peername" not in extra:
         try:
-            extra.setdefault("sockname", sock.getsockname())
+            extra["peername"] = sock.getpeername()
         except OSError:
-            extra.setdefault("sockname", None)
-        if "peername" not in extra:
-            try:
-                extra["peername"] = sock.getpeername()
-            except OSError:
-                extra["peername"] = None
-        if tcp:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        sock.setblocking(False)
-        handle.open(sock.fileno())
+            extra["peername"] = None
+    if tcp:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+    sock.setblocking(False)
+    handle = StreamHandle(loop, tcp=tcp)
+    fd = -1
+    try:
+        fd = os.dup(sock.fileno())
+        handle.open(fd)
     except BaseException:
+        if fd >= 0:
+            os.close(fd)  # libuv did not take it
         handle.close()
         raise
-    # From here libuv owns the descriptor.
-    sock.detach()
-    return StreamTransport(loop, handle, protocol, waiter, extra, server)
+    return StreamTransport(loop, handle, protocol, waiter, extra, server, sock)
