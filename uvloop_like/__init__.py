@@ -29,7 +29,13 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-class EventLoopPolicy(_events.BaseDefaultEventLoopPolicy):
+# The platform's default policy (on Unix, with the child-watcher API that
+# code written for stdlib still calls: get/set_child_watcher).  Our loop's
+# subprocesses do not need a watcher; one that is set is simply not used.
+_BasePolicy = getattr(asyncio, "DefaultEventLoopPolicy", _events.BaseDefaultEventLoopPolicy)
+
+
+class EventLoopPolicy(_BasePolicy):
     """An asyncio event loop policy whose loops are uvloop_like loops.
 
         asyncio.set_event_loop_policy(uvloop_like.EventLoopPolicy())

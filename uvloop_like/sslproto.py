@@ -351,6 +351,10 @@ class SSLProtocol(_protocols.BufferedProtocol):
         self._set_state(TLSState.UNWRAPPED)
         self._transport = None
         self._app_transport = None
+        # Break the cycle app protocol -> app transport -> us -> app protocol,
+        # so a closed connection (and its SSLContext) is freed without the
+        # cyclic GC, as with stdlib.
+        self._app_protocol = None
         if was_handshaking and exc is None:
             exc = ConnectionResetError("Connection lost during the TLS handshake")
         self._wakeup_waiter(exc)

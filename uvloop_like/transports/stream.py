@@ -106,12 +106,15 @@ class StreamTransport(_transports._FlowControlMixin):
         buffered = isinstance(protocol, _protocols.BufferedProtocol)
         self._protocol = protocol
         self._protocol_connected = True
-        if buffered != self._buffered or not buffered:
-            self._buffered = buffered
-            if self._handle is not None and not self._handle.closed:
-                self._handle.set_buffered(buffered)
-                if buffered and self._reading:
-                    self._post_buffer()
+        self._buffered = buffered
+        if self._handle is not None and not self._handle.closed:
+            # The posted buffer belongs to the old protocol (even when both
+            # are BufferedProtocols, as around start_tls): take it back, and
+            # let the next read land in the new protocol's get_buffer().
+            self._handle.unpost()
+            self._handle.set_buffered(buffered)
+            if buffered and self._reading:
+                self._post_buffer()
 
     def get_protocol(self):
         return self._protocol
