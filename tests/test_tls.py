@@ -391,6 +391,40 @@ async def _start_tls_scenario(loop, server_ctx, client_ctx):
     await server.wait_closed()
 
 
+def test_start_tls_from_buffered_protocol(loop, server_ctx, client_ctx):
+    """start_tls on a transport whose protocol is a BufferedProtocol: the
+    TLS layer (also buffered) must get the reads, not the old buffer."""
+    async def main():
+        accepted = loop.create_future()
+
+        def factory():
+            proto = Upgradable(loop)
+            if not accepted.done():
+                accepted.set_result(proto)
+            return proto
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        _, client = await loop.create_connection(lambda: BufferedRecorder(loop), "127.0.0.1",
+                                                 _port(server))
+        srv = await asyncio.wait_for(accepted, 10)
+        client.transport.write(b"STARTTLS\n")
+        assert await srv.read_exactly(9) == b"STARTTLS\n"
+        s_task = loop.create_task(loop.start_tls(srv.transport, srv, server_ctx, server_side=True))
+        c_transport = await loop.start_tls(client.transport, client, client_ctx,
+                                           server_hostname="localhost")
+        s_transport = await asyncio.wait_for(s_task, 10)
+        payload = os.urandom(64 * 1024)
+        s_transport.write(payload)
+        await asyncio.wait_for(client.wait_for_bytes(len(payload)), 10)
+        assert bytes(client.data) == payload
+        c_transport.write(b"back")
+        assert await srv.read_exactly(4) == b"back"
+        c_transport.close()
+        await asyncio.wait_for(client.lost, 10)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
 def test_start_tls_argument_errors(loop, client_ctx):
     async def main():
         server, srv, client = await _plain_pair(loop)
