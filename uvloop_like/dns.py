@@ -15,6 +15,19 @@ from . import _compat
 from .handles.dns import GetAddrInfoRequest, GetNameInfoRequest
 
 
+def _completer(loop, fut):
+    """The request callback: settle ``fut`` with a result or an exception,
+    unless the loop closed or the caller gave up meanwhile."""
+    def done(result):
+        if loop.is_closed() or fut.done():
+            return
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+    return done
+
+
 def _encode_host(host):
     if host is None:
         return None
@@ -66,14 +79,7 @@ async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
         return await loop.run_in_executor(None, socket.getaddrinfo, host, port,
                                           family, type, proto, flags)
     fut = loop.create_future()
-
-    def done(result):
-        if loop.is_closed() or fut.done():
-            return
-        if isinstance(result, BaseException):
-            fut.set_exception(result)
-        else:
-            fut.set_result(result)
+    done = _completer(loop, fut)
 
     req = GetAddrInfoRequest(loop, bhost, bport, family, type, proto, flags, done)
     try:
@@ -113,14 +119,7 @@ async def getnameinfo(loop, sockaddr, flags=0):
         # the same result or the same exception.
         return await loop.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
     fut = loop.create_future()
-
-    def done(result):
-        if loop.is_closed() or fut.done():
-            return
-        if isinstance(result, BaseException):
-            fut.set_exception(result)
-        else:
-            fut.set_result(result)
+    done = _completer(loop, fut)
 
     req = GetNameInfoRequest(loop, family, sockaddr[0].encode("ascii"), port, flowinfo, scope_id,
                              flags, done)

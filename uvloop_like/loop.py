@@ -467,16 +467,10 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
             handle = Handle(callback, args, self, context)
             if handle._source_traceback:
                 del handle._source_traceback[-1]
+            self._ready.append(handle)
         else:
-            handle = _new_handle(Handle)
-            handle._callback = callback
-            handle._args = args
-            handle._loop = self
-            handle._context = _copy_context() if context is None else context
-            handle._cancelled = False
-            handle._repr = None
-            handle._source_traceback = None
-        self._ready.append(handle)
+            # call_soon's fast path (it checks threads only in debug mode).
+            handle = self.call_soon(callback, *args, context=context)
         self._core.wakeup()
         return handle
 
