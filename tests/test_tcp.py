@@ -777,3 +777,26 @@ def test_100mib_transfer_paused_reader_bounded_buffer(loop):
         server.close()
         await server.wait_closed()
     run(loop, main(), timeout=120)
+
+
+def test_writelines_large_mixed_pieces_and_later_mutation(loop):
+    """writelines with pieces too big for the socket buffer (part goes out at
+    once, the rest is queued): the peer gets every byte in order, and a
+    bytearray the caller changes after writelines() is sent as it was."""
+    async def main():
+        server = await _echo_server(loop)
+        rec = Recorder(loop)
+        tr, _ = await loop.create_connection(lambda: rec, "127.0.0.1", _port(server))
+        first = bytes(range(256)) * 8192               # 2 MiB
+        mutable = bytearray(b"m" * (1 << 20))          # 1 MiB, changed below
+        view = memoryview(bytes(range(255, -1, -1)) * 4096)
+        tr.writelines([first, b"", mutable, view, b"tail"])
+        expected = first + b"m" * (1 << 20) + bytes(view) + b"tail"
+        mutable[:] = b"X" * len(mutable)
+        await asyncio.wait_for(rec.wait_for_bytes(len(expected)), 30)
+        assert bytes(rec.data) == expected
+        tr.close()
+        await rec.lost
+        server.close()
+        await server.wait_closed()
+    run(loop, main())

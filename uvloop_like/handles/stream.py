@@ -128,10 +128,37 @@ class StreamHandle(UVHandle):
             raise convert_error(n)
         return n
 
-    def write(self, data):
-        """Queue ``data`` (kept alive by the caller until on_write)."""
+    def try_writev(self, pieces):
+        """try_write() of several buffers in one call (writev)."""
+        n = len(pieces)
+        bufs = ffi.new("uv_buf_t[]", n)
+        keep = []
+        for i, data in enumerate(pieces):
+            cdata = ffi.from_buffer(data)
+            keep.append(cdata)
+            bufs[i].base = cdata
+            bufs[i].len = len(cdata)
+        written = lib.uvl_try_writev(self._ptr, bufs, n)
+        if written < 0:
+            if written == UV_EAGAIN:
+                return 0
+            raise convert_error(written)
+        return written
+
+    def write(self, pieces):
+        """Queue the buffers in ``pieces`` as one write; the caller keeps them
+        alive (and unchanged) until on_write."""
         req = ffi.new("uv_write_t *")
-        status = lib.uvl_write(req, self._ptr, ffi.from_buffer(data), len(data))
+        if len(pieces) == 1:
+            data = pieces[0]
+            status = lib.uvl_write(req, self._ptr, ffi.from_buffer(data), len(data))
+        else:
+            n = len(pieces)
+            bufs = ffi.new("uv_buf_t[]", n)
+            for i, data in enumerate(pieces):
+                bufs[i].base = ffi.from_buffer(data)
+                bufs[i].len = len(data)
+            status = lib.uvl_writev(req, self._ptr, bufs, n)  # libuv copies the array
         if status < 0:
             raise convert_error(status)
         self._reqs.append(req)

@@ -351,7 +351,7 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
         elif not isinstance(data, bytes):
             data = bytes(data)
         try:
-            self._handle.write(data)
+            self._handle.write([data])
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

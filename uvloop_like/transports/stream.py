@@ -260,19 +260,26 @@ class StreamTransport(_transports._FlowControlMixin):
 
     # --- writing -----------------------------------------------------------------
 
+    def _can_write(self):
+        """write()'s checks, in stdlib's order: False if nothing is to be
+        written (the connection is lost: count it, warn as stdlib)."""
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if self._conn_lost:
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return False
+        return True
+
     def write(self, data):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if self._empty_waiter is not None:
-            raise RuntimeError("unable to write; sendfile is in progress")
-        if not data:
-            return
-        if self._conn_lost:
-            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+        if not data or not self._can_write():
             return
         if not self._write_sizes:
             try:
@@ -285,30 +292,60 @@ class StreamTransport(_transports._FlowControlMixin):
             if n == len(data):
                 return
             data = memoryview(data)[n:]
-        self._queue_write(data)
+        self._queue_write([data], len(data))
 
     def writelines(self, list_of_data):
-        # One vectored write would need every piece pinned; joining is one copy
-        # of small pieces and keeps the write path single.
-        self.write(b"".join(list_of_data))
+        """Write the pieces as one vectored write (no joining copy)."""
+        pieces = []
+        total = 0
+        for data in list_of_data:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            if data:
+                data = memoryview(data).cast("B") if isinstance(data, memoryview) else data
+                pieces.append(data)
+                total += len(data)
+        if len(pieces) < 2:
+            self.write(pieces[0] if pieces else b"")
+            return
+        if not self._can_write():
+            return
+        if not self._write_sizes:
+            try:
+                n = self._handle.try_writev(pieces)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if n == total:
+                return
+            total -= n
+            while n >= len(pieces[0]):
+                n -= len(pieces.pop(0))
+            if n:
+                pieces[0] = memoryview(pieces[0])[n:]
+        self._queue_write(pieces, total)
 
-    def _queue_write(self, data):
-        # libuv keeps a pointer to the data until the write completes: own an
-        # immutable copy unless it already is one.
-        if isinstance(data, memoryview):
-            if not isinstance(data.obj, bytes):
+    def _queue_write(self, pieces, size):
+        # libuv keeps pointers to the data until the write completes: own
+        # immutable copies of whatever the caller could still change.
+        owned = []
+        for data in pieces:
+            if isinstance(data, memoryview):
+                if not isinstance(data.obj, bytes):
+                    data = bytes(data)
+            elif not isinstance(data, bytes):
                 data = bytes(data)
-        elif not isinstance(data, bytes):
-            data = bytes(data)
+            owned.append(data)
         try:
-            self._handle.write(data)
+            self._handle.write(owned)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal write error on socket transport")
             return
-        size = len(data)
-        self._write_data.append(data)
+        self._write_data.append(owned)
         self._write_sizes.append(size)
         self._write_buffer_size += size
         self._maybe_pause_protocol()
