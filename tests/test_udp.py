@@ -175,10 +175,10 @@ def test_udp_argument_errors(loop):
     async def main():
         with pytest.raises(ValueError, match="unexpected address family"):
             await loop.create_datagram_endpoint(asyncio.DatagramProtocol)
-        with pytest.raises(TypeError, match="2-tuple is expected"):
+        with pytest.raises((TypeError, AssertionError), match="2-tuple is expected"):  # 3.10: assert
             await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1",))
         tcp = socket.socket()
-        with pytest.raises(ValueError, match="A UDP Socket was expected"):
+        with pytest.raises(ValueError, match="A (UDP|datagram) [Ss]ocket was expected"):
             await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=tcp)
         tcp.close()
         udp = socket.socket(type=socket.SOCK_DGRAM)
@@ -292,6 +292,9 @@ def test_udp_abort_drops_queue(loop, tmp_path):
 
 
 def test_udp_sock_ops_interop(loop):
+    if not is_uvloop_like(loop) and sys.version_info < (3, 11):
+        pytest.skip("stdlib has sock_sendto/sock_recvfrom from 3.11 (uvloop_like on every version)")
+
     async def main():
         server, sp = await loop.create_datagram_endpoint(lambda: Echo(loop), local_addr=("127.0.0.1", 0))
         addr = server.get_extra_info("sockname")

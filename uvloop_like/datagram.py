@@ -47,6 +47,8 @@ class DatagramMixin:
                                         sock):
         if sock is not None:
             if sock.type != socket.SOCK_DGRAM:
+                if _compat.PY313:
+                    raise ValueError(f"A datagram socket was expected, got {sock!r}")
                 raise ValueError(f"A UDP Socket was expected, got {sock!r}")
             if (local_addr or remote_addr or family or proto or flags
                     or (reuse_address is not _unset and reuse_address)

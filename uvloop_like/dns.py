@@ -28,6 +28,18 @@ def _completer(loop, fut):
     return done
 
 
+def _int_arg(value):
+    """An int argument of socket.getaddrinfo, with its TypeError messages."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        if _compat.PY310:
+            raise
+        if isinstance(value, float):
+            raise TypeError("integer argument expected, got float") from None
+        raise TypeError(f"an integer is required (got type {type(value).__name__})") from None
+
+
 def _encode_host(host):
     if host is None:
         return None
@@ -67,10 +79,10 @@ def _gaierror(code):
 async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
     bhost = _encode_host(host)
     bport = _encode_port(port)
-    family = operator.index(family)
-    type = operator.index(type)
-    proto = operator.index(proto)
-    flags = operator.index(flags)
+    family = _int_arg(family)
+    type = _int_arg(type)
+    proto = _int_arg(proto)
+    flags = _int_arg(flags)
     if bhost is None and bport is None:
         raise _gaierror(socket.EAI_NONAME)
     if bhost == b"" or b"\0" in (bhost or b"") or b"\0" in (bport or b""):

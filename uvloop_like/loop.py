@@ -481,7 +481,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
     def call_later(self, delay, callback, *args, context=None):
         """Arrange for callback(*args) to run after ``delay`` seconds (by
         loop.time()).  Returns an asyncio.TimerHandle."""
-        if delay is None:
+        if delay is None and _compat.PY311:
             raise TypeError("delay must not be None")
         timer = self.call_at(self.time() + delay, callback, *args, context=context)
         if timer._source_traceback:
@@ -490,7 +490,8 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
 
     def call_at(self, when, callback, *args, context=None):
         """Arrange for callback(*args) to run at loop time ``when``."""
-        if when is None:
+        if when is None and _compat.PY311:
+            # (Before 3.11, TimerHandle's own assertion rejects it.)
             raise TypeError("when cannot be None")
         self._check_closed()
         if self._debug:
