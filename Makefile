@@ -36,7 +36,7 @@ conformance: $(STAMP)
 	$(PY) -m pytest tests/conformance $(PYTEST_FLAGS)
 
 lint: $(STAMP)
-	$(PY) -m pip install -q 'ruff>=0.4'
+	$(PY) -m pip install -q 'ruff==0.17.6'
 	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py
 
 # The unit suite on every supported interpreter installed here (CPython 3.9-3.13

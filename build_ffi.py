@@ -136,6 +136,8 @@ typedef struct {
 
 void uv_freeaddrinfo(struct addrinfo *ai);
 const char *gai_strerror(int errcode);
+char *if_indextoname(unsigned int ifindex, char *ifname);
+#define IF_NAMESIZE ...
 
 #define INET6_ADDRSTRLEN ...
 """

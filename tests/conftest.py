@@ -77,12 +77,14 @@ class ExceptionRecorder:
         del self.calls[:]
 
 
-def _format_contexts(calls):
+def _format_contexts(calls, limit=10):
     lines = []
-    for ctx in calls:
+    for ctx in calls[:limit]:
         exc = ctx.get("exception")
-        lines.append(f"  message={ctx.get('message')!r} exception={exc!r} "
+        lines.append(f"  message={ctx.get('message')!r} exception={exc!r:.500} "
                      f"keys={sorted(ctx)}")
+    if len(calls) > limit:
+        lines.append(f"  ... and {len(calls) - limit} more")
     return "\n".join(lines)
 
 

@@ -52,3 +52,11 @@ def describe_crash(proc):
     how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
            else f"exit status {proc.returncode}")
     return f"child {how}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+
+
+def full_gc():
+    """Collect until finalizers have run: once is enough on CPython, but
+    PyPy runs __del__ in one collection and frees in a later one."""
+    import gc
+    for _ in range(4):
+        gc.collect()

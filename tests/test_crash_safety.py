@@ -14,7 +14,7 @@ import weakref
 
 import pytest
 from conftest import LOOP_KINDS, new_loop, open_uv_handles
-from loop_testutil import describe_crash, run_python
+from loop_testutil import describe_crash, full_gc, run_python
 
 PRELUDE = r"""
 import asyncio, gc, os, signal, socket, sys, threading, time, warnings
@@ -254,7 +254,7 @@ def test_gc_of_unclosed_loop_warns_and_closes(kind):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         del loop
-        gc.collect()
+        full_gc()
     assert ref() is None, gc.get_referrers(ref())
     assert any(issubclass(w.category, ResourceWarning) and "unclosed event loop" in str(w.message)
                for w in caught), [str(w.message) for w in caught]

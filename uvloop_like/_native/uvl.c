@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netdb.h>
+#include <net/if.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -1,12 +1,25 @@
 """uv_getaddrinfo_t / uv_getnameinfo_t requests (libuv's thread pool)."""
 from __future__ import annotations
 
+import platform
 import socket
 
 from .._uv import ffi, lib
 from ..errors import convert_error
 
 _HOSTLEN = 64  # > INET6_ADDRSTRLEN (46)
+
+# PyPy's socket.getaddrinfo writes a scoped IPv6 host as "fe80::1%lo";
+# CPython (3.7+) leaves the scope to the tuple's scope_id only.  Match the
+# interpreter we run on.
+_SCOPE_IN_HOST = platform.python_implementation() == "PyPy"
+
+
+def _with_scope(host, scope_id):
+    name = ffi.new("char[]", lib.IF_NAMESIZE + 1)
+    if lib.if_indextoname(scope_id, name) == ffi.NULL:
+        return "%s%%%d" % (host, scope_id)
+    return "%s%%%s" % (host, ffi.string(name).decode("ascii", "replace"))
 
 
 def _intenum(enum_cls, value):
@@ -85,7 +98,10 @@ class GetAddrInfoRequest(_Request):
             if family == socket.AF_INET:
                 addr = (ffi.string(host).decode("ascii"), port[0])
             elif family == socket.AF_INET6:
-                addr = (ffi.string(host).decode("ascii"), port[0], flowinfo[0], scope_id[0])
+                text = ffi.string(host).decode("ascii")
+                if _SCOPE_IN_HOST and scope_id[0]:
+                    text = _with_scope(text, scope_id[0])
+                addr = (text, port[0], flowinfo[0], scope_id[0])
             else:
                 addr = None
             if addr is not None:
