@@ -30,6 +30,12 @@ def _completer(loop, fut):
 
 def _int_arg(value):
     """An int argument of socket.getaddrinfo, with its TypeError messages."""
+    if _compat.PYPY:
+        # PyPy's socket module: ints only, kept to their low 32 bits as C does.
+        if not isinstance(value, int):
+            raise TypeError(f"expected integer, got {type(value).__name__} object")
+        value &= 0xFFFFFFFF
+        return value - (1 << 32) if value >= 1 << 31 else value
     try:
         return operator.index(value)
     except TypeError:
@@ -54,9 +60,24 @@ _LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1  # C long, what socket.getad
 _LONG_MIN = -_LONG_MAX - 1
 
 
+def _encode_port_pypy(port):
+    # PyPy's socket.getaddrinfo: a C int (bool too), str or bytes.
+    if isinstance(port, int):
+        if not -(1 << 31) <= port < 1 << 31:
+            raise OverflowError("int too large to convert to int")
+        return str(int(port)).encode("ascii")
+    if isinstance(port, str):
+        return port.encode("utf-8")
+    if isinstance(port, bytes):
+        return port
+    raise TypeError("getaddrinfo() argument 2 must be integer or string")
+
+
 def _encode_port(port):
     if port is None:
         return None
+    if _compat.PYPY:
+        return _encode_port_pypy(port)
     if type(port) is int:  # exactly int, as socket.getaddrinfo (True is refused)
         # Before 3.12 socket.getaddrinfo parsed the port as a C long; 3.12+
         # formats any int, so a huge one fails later as EAI_SERVICE.
