@@ -200,7 +200,15 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
                                    finalizer=self._asyncgen_finalizer_hook)
             _events._set_running_loop(self)
             self._install_wakeup_fd()
-            self._run_once(until_stopped=True)
+            if "_run_once" in self.__dict__:
+                # _run_once replaced on the instance (tests count iterations
+                # this way): call it once per iteration, as stdlib does.
+                while True:
+                    self._run_once()
+                    if self._stopping:
+                        break
+            else:
+                self._run_once(until_stopped=True)
         finally:
             self._stopping = False
             self._thread_id = None

@@ -85,14 +85,15 @@ class StreamHandle(UVHandle):
 
     def post_buffer(self, buf):
         """Let libuv's next read of this stream land in ``buf`` (writable)."""
-        if buf is self._posted_obj:
+        if buf is self._posted_obj and self._posted is not None:
             # The same buffer as last time (the common BufferedProtocol): our
-            # cdata still holds its buffer export, so it cannot have moved.
-            posted = self._posted
-        else:
-            posted = ffi.from_buffer(buf, require_writable=True)
-            self._posted = posted
-            self._posted_obj = buf
+            # cdata still holds its buffer export, so it cannot have moved,
+            # and posted_len is still its length.
+            self._ptr.posted = self._posted
+            return
+        posted = ffi.from_buffer(buf, require_writable=True)
+        self._posted = posted
+        self._posted_obj = buf
         ptr = self._ptr
         ptr.posted = posted
         ptr.posted_len = len(posted)

@@ -196,15 +196,40 @@ class StreamTransport(_transports._FlowControlMixin):
             # until it has been delivered.
             self._held.append((nread, data))
             return
-        if nread > 0 and data is not None and not self._buffered:
-            # The common case, _deliver's first branch inlined: one frame less per read.
-            try:
-                self._context.run(self._protocol.data_received, data)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-            return
+        if nread > 0:
+            # The two common cases inlined (one or two frames less per read).
+            if data is not None:
+                if not self._buffered:
+                    try:
+                        self._context.run(self._protocol.data_received, data)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                    return
+            else:
+                # A BufferedProtocol read landed in the posted buffer.
+                protocol = self._protocol
+                run = self._context.run
+                try:
+                    run(protocol.buffer_updated, nread)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                    return
+                if self._reading and not self._closing:
+                    handle = self._handle
+                    try:
+                        buf = run(protocol.get_buffer, -1)
+                        if buf is not handle._posted_obj and not len(buf):
+                            raise RuntimeError("get_buffer() returned an empty buffer")
+                        handle.post_buffer(buf)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
         self._deliver(nread, data)
 
     def _deliver(self, nread, data):
