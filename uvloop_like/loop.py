@@ -18,6 +18,7 @@ import collections
 import concurrent.futures
 import contextvars
 import errno
+import functools
 import heapq
 import logging
 import math
@@ -60,7 +61,7 @@ TimerHandle = _events.TimerHandle
 _FAST_HANDLES = set(getattr(Handle, "__slots__", ())) == {
     "_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
     "__weakref__", "_context"}
-_new_handle = object.__new__
+_new_handle = functools.partial(object.__new__, Handle)
 _copy_context = contextvars.copy_context
 
 # Longest single wait in uv_run, in ms (as stdlib's MAXIMUM_SELECT_TIMEOUT).
@@ -441,9 +442,9 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         callbacks already scheduled (FIFO).  Returns an asyncio.Handle."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._debug or not _FAST_HANDLES:
+        if self._slow_handles:
             return self._call_soon_debug(callback, args, context)
-        handle = _new_handle(Handle)
+        handle = _new_handle()
         handle._callback = callback
         handle._args = args
         handle._loop = self
@@ -471,7 +472,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
             raise RuntimeError("Event loop is closed")
         if self._debug:
             _check_callback(callback, "call_soon_threadsafe")
-        if self._debug or not _FAST_HANDLES:
+        if self._slow_handles:
             handle = Handle(callback, args, self, context)
             if handle._source_traceback:
                 del handle._source_traceback[-1]
@@ -564,6 +565,8 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
 
     def set_debug(self, enabled):
         self._debug = enabled
+        # call_soon's one check: debug mode, or Handle's slots not the known ones.
+        self._slow_handles = bool(enabled) or not _FAST_HANDLES
         if self.is_running():
             self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
 
