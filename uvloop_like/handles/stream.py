@@ -150,19 +150,26 @@ class StreamHandle(UVHandle):
         """Queue the buffers in ``pieces`` as one write; the caller keeps them
         alive (and unchanged) until on_write."""
         req = ffi.new("uv_write_t *")
+        # The from_buffer() cdata stay referenced with the request until its
+        # completion: on PyPy the pointer is only valid while they live (the
+        # object could otherwise move); on CPython it costs nothing.
         if len(pieces) == 1:
             data = pieces[0]
-            status = lib.uvl_write(req, self._ptr, ffi.from_buffer(data), len(data))
+            keep = ffi.from_buffer(data)
+            status = lib.uvl_write(req, self._ptr, keep, len(data))
         else:
             n = len(pieces)
             bufs = ffi.new("uv_buf_t[]", n)
+            keep = []
             for i, data in enumerate(pieces):
-                bufs[i].base = ffi.from_buffer(data)
+                cdata = ffi.from_buffer(data)
+                keep.append(cdata)
+                bufs[i].base = cdata
                 bufs[i].len = len(data)
             status = lib.uvl_writev(req, self._ptr, bufs, n)  # libuv copies the array
         if status < 0:
             raise convert_error(status)
-        self._reqs.append(req)
+        self._reqs.append((req, keep))
 
     def write_done(self):
         """Release the oldest write request (its completion arrived)."""
