@@ -22,6 +22,7 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
 from .. import _compat
+from .base import TransportErrors
 
 logger = logging.getLogger("asyncio")
 
@@ -40,7 +41,7 @@ def _set_result_unless_cancelled(fut, result):
         fut.set_result(result)
 
 
-class DatagramTransport(_transports._FlowControlMixin, _transports.DatagramTransport):
+class DatagramTransport(TransportErrors, _transports._FlowControlMixin, _transports.DatagramTransport):
     """A datagram socket (see module doc)."""
 
     max_size = _MAX_SIZE
@@ -206,22 +207,6 @@ class DatagramTransport(_transports._FlowControlMixin, _transports.DatagramTrans
             self._conn_lost += 1
             self._loop._remove_writer(self._sock_fd)
             self._loop.call_soon(self._call_connection_lost, None)
-
-    def abort(self):
-        self._force_close(None)
-
-    def _fatal_error(self, exc, message="Fatal error on transport"):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._force_close(exc)
 
     def _force_close(self, exc):
         if self._conn_lost:

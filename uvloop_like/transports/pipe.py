@@ -27,6 +27,7 @@ from asyncio import transports as _transports
 
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
+from .base import PausableReading, TransportErrors
 
 logger = logging.getLogger("asyncio")
 
@@ -79,7 +80,12 @@ def _adopt(loop, fd):
     return handle
 
 
-class _PipeTransportBase:
+class _PipeTransportBase(TransportErrors):
+    _fatal_message = "Fatal error on pipe transport"
+
+    def _force_close(self, exc):
+        self._close(exc)
+
     """Fields and the close path both pipe directions share."""
 
     def _init_pipe(self, loop, pipe, protocol, read):
@@ -169,7 +175,7 @@ class _PipeTransportBase:
             self._protocol = None
 
 
-class ReadPipeTransport(_PipeTransportBase, _transports.ReadTransport):
+class ReadPipeTransport(PausableReading, _PipeTransportBase, _transports.ReadTransport):
     """The read end of a pipe (or a FIFO, socket, character device) on libuv."""
 
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
@@ -185,9 +191,6 @@ class ReadPipeTransport(_PipeTransportBase, _transports.ReadTransport):
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
 
-    def is_reading(self):
-        return not self._paused and not self._closing
-
     def _start_reading(self):
         if not self.is_reading() or self._reading or self._handle.closed:
             return
@@ -202,25 +205,6 @@ class ReadPipeTransport(_PipeTransportBase, _transports.ReadTransport):
         if self._reading:
             self._reading = False
             self._handle.read_stop()
-
-    def pause_reading(self):
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        if self._held:
-            self._loop.call_soon(self._deliver_held)
-        else:
-            self._start_reading()
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
 
     def _deliver_held(self):
         while self._held and self.is_reading():
@@ -254,18 +238,9 @@ class ReadPipeTransport(_PipeTransportBase, _transports.ReadTransport):
         if not self._closing:
             self._close(None)
 
-    def _fatal_error(self, exc, message="Fatal error on pipe transport"):
-        if isinstance(exc, OSError) and exc.errno == errno.EIO:
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._close(exc)
+    def _quiet_error(self, exc):
+        # As stdlib: EIO (the other end of a pty went away) is not reported.
+        return isinstance(exc, OSError) and exc.errno == errno.EIO
 
     def _close(self, exc):
         self._closing = True
@@ -402,22 +377,6 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
         if self._pipe is not None and not self._closing:
             # write_eof is all what we needed to close the write pipe
             self.write_eof()
-
-    def abort(self):
-        self._close(None)
-
-    def _fatal_error(self, exc, message="Fatal error on pipe transport"):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._close(exc)
 
     def _close(self, exc=None):
         self._closing = True

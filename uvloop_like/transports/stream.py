@@ -23,6 +23,7 @@ from asyncio import trsock as _trsock
 from .. import _compat
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
+from .base import PausableReading, TransportErrors
 
 logger = logging.getLogger("asyncio")
 
@@ -38,7 +39,7 @@ def _set_result_unless_cancelled(fut, result):
         fut.set_result(result)
 
 
-class StreamTransport(_transports._FlowControlMixin):
+class StreamTransport(TransportErrors, PausableReading, _transports._FlowControlMixin):
     """A connected TCP or unix stream socket owned by libuv."""
 
     _start_tls_compatible = True
@@ -123,28 +124,6 @@ class StreamTransport(_transports._FlowControlMixin):
         return self._closing
 
     # --- reading -----------------------------------------------------------------
-
-    def is_reading(self):
-        return not self._paused and not self._closing
-
-    def pause_reading(self):
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        if self._held:
-            self._loop.call_soon(self._deliver_held)
-        else:
-            self._start_reading()
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
 
     def _start_reading(self):
         if self._closing or self._paused or self._reading or self._handle.closed:
@@ -434,22 +413,6 @@ class StreamTransport(_transports._FlowControlMixin):
         if not self._write_sizes:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
-
-    def abort(self):
-        self._force_close(None)
-
-    def _fatal_error(self, exc, message="Fatal error on transport"):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._force_close(exc)
 
     def _force_close(self, exc):
         if self._conn_lost:
