@@ -295,3 +295,29 @@ def test_child_crash_is_detected():
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("POSIX only")
+
+
+def test_package_never_parses_c_type_strings_at_run_time():
+    """cffi's string-to-type parsing is not thread-safe on PyPy: the parser
+    writes into a buffer shared by the ffi and drops the GIL around the C
+    parse, so two threads creating loops at once once got a ``uv_handle_t *``
+    back from ``ffi.new("uv_poll_t *")`` (the loop_in_thread_closed_there
+    scenario failed on PyPy in CI).  Types are realized once, at import, in
+    uvloop_like/_ffi.py; everything else must use the ctype objects there."""
+    import re
+
+    import uvloop_like
+
+    root = os.path.dirname(uvloop_like.__file__)
+    pattern = re.compile(r"""ffi\.(new|cast|from_buffer|typeof|sizeof|offsetof)\(\s*["']""")
+    offenders = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not name.endswith(".py") or path == os.path.join(root, "_ffi.py"):
+                continue
+            with open(path, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    if pattern.search(line) and not line.lstrip().startswith("#"):
+                        offenders.append(f"{os.path.relpath(path, root)}:{lineno}: {line.strip()}")
+    assert offenders == []

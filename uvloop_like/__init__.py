@@ -11,8 +11,8 @@ import asyncio
 from asyncio import events as _events
 
 from . import _compat
-from ._uv import ffi as _ffi
-from ._uv import lib as _lib
+from ._ffi import ffi as _ffi
+from ._ffi import lib as _lib
 from .loop import Loop
 
 __version__ = "0.1.0"

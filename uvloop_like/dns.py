@@ -92,7 +92,7 @@ def _encode_port(port):
 
 
 def _gaierror(code):
-    from ._uv import ffi, lib
+    from ._ffi import ffi, lib
 
     return socket.gaierror(code, ffi.string(lib.gai_strerror(code)).decode())
 

@@ -17,7 +17,7 @@ closed (close callback seen).
 """
 from __future__ import annotations
 
-from .._uv import ffi, lib
+from .._ffi import HANDLE_P, ffi, lib
 
 
 class UVHandle:
@@ -27,14 +27,14 @@ class UVHandle:
 
     CREATED, ACTIVE, CLOSING, CLOSED = range(4)
 
-    _ctype = "uv_handle_t *"
+    _ctype = HANDLE_P
 
     def __init__(self, loop):
         self._loop = loop
         self._ptr = ffi.new(self._ctype)
         self._data = ffi.new_handle(self)
         # Every uv_*_t (and uvl_stream_t) starts with uv_handle_t's fields.
-        ffi.cast("uv_handle_t *", self._ptr).data = self._data
+        ffi.cast(HANDLE_P, self._ptr).data = self._data
         self._state = UVHandle.CREATED
 
     def _activated(self):
@@ -50,7 +50,7 @@ class UVHandle:
         """Start closing the handle; idempotent.  Freed on the close callback."""
         if self._state == UVHandle.ACTIVE:
             self._state = UVHandle.CLOSING
-            lib.uvl_close(ffi.cast("uv_handle_t *", self._ptr))
+            lib.uvl_close(ffi.cast(HANDLE_P, self._ptr))
         elif self._state == UVHandle.CREATED:
             self._state = UVHandle.CLOSED
 

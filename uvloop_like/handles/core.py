@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import functools
 
-from .._uv import ffi, lib
+from .._ffi import LOOP_P, UVL_LOOP_P, ffi, lib
 from ..errors import convert_error
 
 EV_POLL = lib.UVL_EV_POLL
@@ -33,11 +33,11 @@ class LoopCore:
     __slots__ = ("ptr", "uv", "run", "pending", "closed", "arena")
 
     def __init__(self):
-        self.ptr = ffi.new("uvl_loop_t *")
+        self.ptr = ffi.new(UVL_LOOP_P)
         status = lib.uvl_loop_init(self.ptr)
         if status < 0:
             raise convert_error(status)
-        self.uv = ffi.cast("uv_loop_t *", self.ptr)
+        self.uv = ffi.cast(LOOP_P, self.ptr)
         # run(timeout_ms): one libuv iteration; polls for I/O at most
         # timeout_ms (-1: no limit, 0: don't block) and returns how many
         # completions it recorded (-1: some were lost for lack of memory).

@@ -4,7 +4,7 @@ from __future__ import annotations
 import platform
 import socket
 
-from .._uv import ffi, lib
+from .._ffi import CHAR_ARRAY, GETADDRINFO_P, GETNAMEINFO_P, INT_P, REQ_P, UINT_P, ffi, lib
 from ..errors import convert_error
 
 _HOSTLEN = 64  # > INET6_ADDRSTRLEN (46)
@@ -16,7 +16,7 @@ _SCOPE_IN_HOST = platform.python_implementation() == "PyPy"
 
 
 def _with_scope(host, scope_id):
-    name = ffi.new("char[]", lib.IF_NAMESIZE + 1)
+    name = ffi.new(CHAR_ARRAY, lib.IF_NAMESIZE + 1)
     if lib.if_indextoname(scope_id, name) == ffi.NULL:
         return "%s%%%d" % (host, scope_id)
     return "%s%%%s" % (host, ffi.string(name).decode("ascii", "replace"))
@@ -32,7 +32,7 @@ def _intenum(enum_cls, value):
 class _Request:
     __slots__ = ("_loop", "_ptr", "_data", "_callback", "done")
 
-    _ctype = ""
+    _ctype = None
 
     def __init__(self, loop, callback):
         self._loop = loop
@@ -52,7 +52,7 @@ class _Request:
         """Ask libuv to cancel the request if the pool has not started it;
         the completion then arrives with UV_ECANCELED."""
         if not self.done:
-            lib.uv_cancel(ffi.cast("uv_req_t *", self._ptr))
+            lib.uv_cancel(ffi.cast(REQ_P, self._ptr))
 
     def _on_complete(self, status):
         self.done = True
@@ -75,7 +75,7 @@ class GetAddrInfoRequest(_Request):
     or the exception."""
 
     __slots__ = ()
-    _ctype = "uv_getaddrinfo_t *"
+    _ctype = GETADDRINFO_P
 
     def __init__(self, loop, host, port, family, type, proto, flags, callback):
         super().__init__(loop, callback)
@@ -88,10 +88,10 @@ class GetAddrInfoRequest(_Request):
 
     def _result(self):
         out = []
-        host = ffi.new("char[]", _HOSTLEN)
-        port = ffi.new("int *")
-        flowinfo = ffi.new("unsigned int *")
-        scope_id = ffi.new("unsigned int *")
+        host = ffi.new(CHAR_ARRAY, _HOSTLEN)
+        port = ffi.new(INT_P)
+        flowinfo = ffi.new(UINT_P)
+        scope_id = ffi.new(UINT_P)
         ai = self._ptr.addrinfo
         while ai != ffi.NULL:
             family = lib.uvl_sockaddr_info(ai.ai_addr, host, _HOSTLEN, port, flowinfo, scope_id)
@@ -125,7 +125,7 @@ class GetNameInfoRequest(_Request):
     ``(host, service)`` or the exception."""
 
     __slots__ = ()
-    _ctype = "uv_getnameinfo_t *"
+    _ctype = GETNAMEINFO_P
 
     def __init__(self, loop, family, host, port, flowinfo, scope_id, flags, callback):
         super().__init__(loop, callback)

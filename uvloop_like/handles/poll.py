@@ -1,7 +1,7 @@
 """uv_poll_t: readiness of a file descriptor (add_reader/add_writer, signals)."""
 from __future__ import annotations
 
-from .._uv import ffi, lib
+from .._ffi import LOOP_P, POLL_P, ffi, lib
 from ..errors import convert_error
 from .base import UVHandle
 
@@ -16,14 +16,14 @@ class PollHandle(UVHandle):
 
     __slots__ = ("fd", "events", "on_event")
 
-    _ctype = "uv_poll_t *"
+    _ctype = POLL_P
 
     def __init__(self, loop, fd, on_event):
         super().__init__(loop)
         self.fd = fd
         self.events = 0
         self.on_event = on_event
-        status = lib.uv_poll_init(ffi.cast("uv_loop_t *", loop._core.ptr), self._ptr, fd)
+        status = lib.uv_poll_init(ffi.cast(LOOP_P, loop._core.ptr), self._ptr, fd)
         if status < 0:
             raise convert_error(status)
         self._activated()

@@ -8,7 +8,7 @@ Writes: ``try_write`` first; what the kernel did not take goes to
 """
 from __future__ import annotations
 
-from .._uv import ffi, lib
+from .._ffi import BUF_ARRAY, CHAR_ARRAY, SHUTDOWN_P, UVL_STREAM_P, WRITE_P, ffi, lib
 from ..errors import convert_error
 from .base import UVHandle
 
@@ -29,7 +29,7 @@ class StreamHandle(UVHandle):
     __slots__ = ("_on_read", "_on_write", "_on_shutdown", "_on_connection", "_posted", "_posted_obj",
                  "_reqs", "tcp")
 
-    _ctype = "uvl_stream_t *"
+    _ctype = UVL_STREAM_P
 
     def __init__(self, loop, tcp=True):
         super().__init__(loop)
@@ -91,7 +91,7 @@ class StreamHandle(UVHandle):
             # and posted_len is still its length.
             self._ptr.posted = self._posted
             return
-        posted = ffi.from_buffer(buf, require_writable=True)
+        posted = ffi.from_buffer(CHAR_ARRAY, buf, require_writable=True)
         self._posted = posted
         self._posted_obj = buf
         ptr = self._ptr
@@ -122,7 +122,7 @@ class StreamHandle(UVHandle):
         """Write what the kernel takes now, without blocking; return its size."""
         # bytes go straight to the ``const char *`` (the call is synchronous);
         # other buffers need from_buffer.
-        n = lib.uvl_try_write(self._ptr, data if type(data) is bytes else ffi.from_buffer(data), len(data))
+        n = lib.uvl_try_write(self._ptr, data if type(data) is bytes else ffi.from_buffer(CHAR_ARRAY, data), len(data))
         if n < 0:
             if n == UV_EAGAIN:
                 return 0
@@ -132,10 +132,10 @@ class StreamHandle(UVHandle):
     def try_writev(self, pieces):
         """try_write() of several buffers in one call (writev)."""
         n = len(pieces)
-        bufs = ffi.new("uv_buf_t[]", n)
+        bufs = ffi.new(BUF_ARRAY, n)
         keep = []
         for i, data in enumerate(pieces):
-            cdata = ffi.from_buffer(data)
+            cdata = ffi.from_buffer(CHAR_ARRAY, data)
             keep.append(cdata)
             bufs[i].base = cdata
             bufs[i].len = len(cdata)
@@ -149,20 +149,20 @@ class StreamHandle(UVHandle):
     def write(self, pieces):
         """Queue the buffers in ``pieces`` as one write; the caller keeps them
         alive (and unchanged) until on_write."""
-        req = ffi.new("uv_write_t *")
+        req = ffi.new(WRITE_P)
         # The from_buffer() cdata stay referenced with the request until its
         # completion: on PyPy the pointer is only valid while they live (the
         # object could otherwise move); on CPython it costs nothing.
         if len(pieces) == 1:
             data = pieces[0]
-            keep = ffi.from_buffer(data)
+            keep = ffi.from_buffer(CHAR_ARRAY, data)
             status = lib.uvl_write(req, self._ptr, keep, len(data))
         else:
             n = len(pieces)
-            bufs = ffi.new("uv_buf_t[]", n)
+            bufs = ffi.new(BUF_ARRAY, n)
             keep = []
             for i, data in enumerate(pieces):
-                cdata = ffi.from_buffer(data)
+                cdata = ffi.from_buffer(CHAR_ARRAY, data)
                 keep.append(cdata)
                 bufs[i].base = cdata
                 bufs[i].len = len(data)
@@ -177,7 +177,7 @@ class StreamHandle(UVHandle):
 
     def shutdown(self):
         """Send EOF after the queued writes (half-close)."""
-        req = ffi.new("uv_shutdown_t *")
+        req = ffi.new(SHUTDOWN_P)
         status = lib.uvl_shutdown(req, self._ptr)
         if status < 0:
             raise convert_error(status)
