@@ -17,6 +17,19 @@ import logging
 logger = logging.getLogger("asyncio")
 
 
+def write_data(data):
+    """``data`` as write() sends it: a bytes-like object whose len() is its
+    size in bytes.  A memoryview of wider items or of several dimensions
+    becomes a flat byte view of the same memory (stdlib's write would send
+    its bytes but then count them as items and lose the tail).  Anything
+    else that is not bytes or bytearray: TypeError, as stdlib."""
+    if isinstance(data, memoryview):
+        return data if data.nbytes == len(data) else data.cast("B")
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+
+
 class TransportErrors:
     _fatal_message = "Fatal error on transport"
 

@@ -27,7 +27,7 @@ from asyncio import transports as _transports
 
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
-from .base import PausableReading, TransportErrors
+from .base import PausableReading, TransportErrors, write_data
 
 logger = logging.getLogger("asyncio")
 
@@ -297,8 +297,8 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
             self._close()
 
     def write(self, data):
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if type(data) is not bytes:
+            data = write_data(data)
         if not data:
             return
         if self._conn_lost or self._closing:

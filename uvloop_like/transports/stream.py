@@ -21,12 +21,15 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
 from .. import _compat
+from .._ffi import CHAR_ARRAY, ffi, lib
 from ..errors import convert_error
-from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
-from .base import PausableReading, TransportErrors
+from ..handles.stream import UV_EAGAIN, UV_ECANCELED, UV_EOF, StreamHandle
+from .base import PausableReading, TransportErrors, write_data
 
 logger = logging.getLogger("asyncio")
 
+_try_write = lib.uvl_try_write
+_from_buffer = ffi.from_buffer
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = getattr(_constants, "LOG_THRESHOLD_FOR_CONNLOST_WRITES", 5)
 try:
     _SENDFILE_TRY_NATIVE = _constants._SendfileMode.TRY_NATIVE
@@ -201,9 +204,13 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
                     handle = self._handle
                     try:
                         buf = run(protocol.get_buffer, -1)
-                        if buf is not handle._posted_obj and not len(buf):
-                            raise RuntimeError("get_buffer() returned an empty buffer")
-                        handle.post_buffer(buf)
+                        if buf is handle._posted_obj and handle._posted is not None:
+                            # The same buffer again (see StreamHandle.post_buffer).
+                            handle._ptr.posted = handle._posted
+                        else:
+                            if not len(buf):
+                                raise RuntimeError("get_buffer() returned an empty buffer")
+                            handle.post_buffer(buf)
                     except (SystemExit, KeyboardInterrupt):
                         raise
                     except BaseException as exc:
@@ -279,15 +286,25 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         return True
 
     def write(self, data):
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        # The hot path: each check a field test, one C call for the write.
+        if type(data) is not bytes:
+            data = write_data(data)
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if not data or not self._can_write():
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if not data:
+            return
+        if self._conn_lost and not self._can_write():
             return
         if not self._write_sizes:
             try:
-                n = self._handle.try_write(data)
+                n = _try_write(self._handle._ptr, data if type(data) is bytes else _from_buffer(CHAR_ARRAY, data),
+                               len(data))
+                if n < 0:
+                    if n != UV_EAGAIN:
+                        raise convert_error(n)
+                    n = 0
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -303,10 +320,8 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         pieces = []
         total = 0
         for data in list_of_data:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            data = write_data(data)
             if data:
-                data = memoryview(data).cast("B") if isinstance(data, memoryview) else data
                 pieces.append(data)
                 total += len(data)
         if len(pieces) < 2:
