@@ -213,7 +213,63 @@ int uvl_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, int family,
                     unsigned int scope_id, int flags);
 """
 
-CDEF = "".join([CDEF_VERSION_ERRORS, CDEF_LOOP_HANDLES, CDEF_POLL, CDEF_STREAM, CDEF_DNS, CDEF_HELPERS])
+# Processes (uv_spawn): the uvl_* helpers are in uvl.c's "process" section.
+CDEF_PROCESS = """
+typedef struct {
+    void *data;
+    uv_loop_t *loop;
+    int pid;
+    ...;
+} uv_process_t;
+
+#define UV_PROCESS_DETACHED ...
+#define UV_PROCESS_SETUID ...
+#define UV_PROCESS_SETGID ...
+#define UVL_EV_EXIT ...
+
+int uv_process_kill(uv_process_t *process, int signum);
+int uvl_spawn(uv_loop_t *loop, uv_process_t *p, const char *file,
+              char **args, char **env, const char *cwd, unsigned int flags,
+              unsigned int uid, unsigned int gid,
+              const int *fds, int nfds, int *linked);
+int uvl_find_inheritable(const int *skip, int nskip);
+int uvl_child_peek(int pid, int block, int *returncode);
+"""
+
+CDEF = "".join([CDEF_VERSION_ERRORS, CDEF_LOOP_HANDLES, CDEF_POLL, CDEF_STREAM, CDEF_DNS, CDEF_HELPERS, CDEF_PROCESS])
+
+# --- udp: uv_udp_t datagram endpoints (handles/udp.py; uvl.c's udp section) ---
+CDEF_UDP = """
+#define UVL_EV_RECV ...
+#define UVL_EV_SEND ...
+#define UVL_UDP_HEADER ...
+#define UVL_UDP_DGRAM_MAX ...
+#define UVL_UDP_BATCH_HEAD ...
+
+/* Starts with the uv_udp_t: castable to uv_handle_t *. */
+typedef struct {
+    ...;
+} uvl_udp_t;
+
+typedef struct {
+    void *data;
+    ...;
+} uv_udp_send_t;
+
+int uvl_udp_init(uv_loop_t *loop, uvl_udp_t *u);
+int uvl_udp_open(uvl_udp_t *u, int fd);
+int uvl_udp_recv_start(uvl_udp_t *u);
+int uvl_udp_recv_stop(uvl_udp_t *u);
+int uvl_udp_try_send(uvl_udp_t *u, const char *data, size_t len, const char *addr);
+int uvl_udp_send(uv_udp_send_t *req, uvl_udp_t *u, const char *data, size_t len,
+                 const char *addr);
+int uvl_udp_fileno(uvl_udp_t *u);
+int uvl_udp_sockaddr(int family, const char *host, int port, unsigned int flowinfo,
+                     unsigned int scope_id, char *out);
+int uvl_udp_addr_parts(const char *sa, char *host, size_t hostlen, int *port,
+                       unsigned int *flowinfo, unsigned int *scope_id);
+"""
+CDEF += CDEF_UDP
 
 
 # --- libuv sources ---------------------------------------------------------

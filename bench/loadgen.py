@@ -176,10 +176,13 @@ def _log(msg: str) -> None:
     sys.stderr.flush()
 
 
-def _native():
-    """The compiled C echo client (built once per interpreter ABI), or None."""
-    tag = hashlib.sha1((_C_CDEF + _C_SOURCE).encode()).hexdigest()[:10]
-    modname = f"_loadgen_{tag}"
+def build_native(modname: str, cdef: str, source: str, what: str, **kwargs):
+    """Compile ``source`` with cffi into ``BUILD_DIR`` once per interpreter ABI and
+    content (``modname`` gets a hash of both), import it, or return None (no compiler,
+    say: the caller falls back to Python).  Concurrent builders wait on one lock and
+    publish the module with a single rename."""
+    tag = hashlib.sha1((cdef + source + repr(sorted(kwargs.items()))).encode()).hexdigest()[:10]
+    modname = f"{modname}_{tag}"
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     path = os.path.join(BUILD_DIR, modname + suffix)
     try:
@@ -191,8 +194,8 @@ def _native():
                     import cffi
 
                     ffi = cffi.FFI()
-                    ffi.cdef(_C_CDEF)
-                    ffi.set_source(modname, _C_SOURCE, extra_compile_args=["-O2"])
+                    ffi.cdef(cdef)
+                    ffi.set_source(modname, source, extra_compile_args=["-O2"], **kwargs)
                     tmp = tempfile.mkdtemp(prefix="build-", dir=BUILD_DIR)
                     try:
                         built = ffi.compile(tmpdir=tmp, verbose=False)
@@ -203,9 +206,14 @@ def _native():
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
-    except Exception as exc:  # no compiler, say: fall back to Python
-        _log(f"C client unavailable ({exc!r}); using the Python client")
+    except Exception as exc:
+        _log(f"{what} unavailable ({exc!r}); using the Python client")
         return None
+
+
+def _native():
+    """The compiled C echo client, or None."""
+    return build_native("_loadgen", _C_CDEF, _C_SOURCE, "C client")
 
 
 def _echo_python(socks, size: int, n: int) -> None:

@@ -12,6 +12,7 @@ GROUP_TITLES = {
     "core": "Loop core",
     "stream": "Streams: echo servers on the loop under test (fixed C client, other core)",
     "http": "HTTP: aiohttp on the loop under test (load from wrk, other core)",
+    "tls": "TLS: echo servers over TLS on the loop under test (fixed C OpenSSL client, other core)",
 }
 
 

@@ -343,3 +343,105 @@ def test_abort_during_native_sendfile_unwatches_fd(loop, servers, tmp_path):
         server.close()
         await server.wait_closed()
     run(loop, main())
+
+
+# --- create_datagram_endpoint(sock=...) -------------------------------------------
+
+
+def _udp_sock():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def test_datagram_sock_owned_by_transport_closed_once(loop):
+    async def main():
+        before = _open_fds()
+        sock = _udp_sock()
+        fd = sock.fileno()
+        ino = _ino(fd)
+        tr, proto = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=sock)
+        del sock
+        gc.collect()
+        assert _ino(fd) == ino
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.settimeout(5)
+            tr.sendto(b"still mine", peer.getsockname())
+            assert peer.recv(100) == b"still mine"
+        tr.close()
+        await _until_closed(fd, ino)
+        for _ in range(200):  # libuv closes its dup() on the close callback
+            if _open_fds() == before:
+                break
+            await asyncio.sleep(0.001)
+        assert _open_fds() == before
+        await _check_not_closed_again(fd)
+    run(loop, main())
+
+
+def test_datagram_cancel_mid_setup_closes_once(loop):
+    async def main():
+        before = _open_fds()
+        sock = _udp_sock()
+        fd = sock.fileno()
+        ino = _ino(fd)
+        task = loop.create_task(loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=sock))
+        await asyncio.sleep(0)          # the transport exists; connection_made pending
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await _until_closed(fd, ino)
+        assert sock.fileno() == -1
+        del sock
+        for _ in range(200):
+            if _open_fds() == before:
+                break
+            await asyncio.sleep(0.001)
+        assert _open_fds() == before
+        await _check_not_closed_again(fd)
+    run(loop, main())
+
+
+def test_datagram_failed_setup_leaves_callers_sock_open(loop):
+    async def main():
+        sock = _udp_sock()
+        fd = sock.fileno()
+        ino = _ino(fd)
+
+        def factory():
+            raise ZeroDivisionError("factory failed")
+
+        with pytest.raises(ZeroDivisionError):
+            await loop.create_datagram_endpoint(factory, sock=sock)
+        assert sock.fileno() == fd and _ino(fd) == ino
+        sock.close()
+        await _check_not_closed_again(fd)
+    run(loop, main())
+
+
+def test_datagram_failed_adoption(loop, monkeypatch):
+    """libuv cannot adopt the socket (here: dup() fails): the caller's socket
+    is left to the caller, a socket the loop made is closed, nothing leaks."""
+    if not is_uvloop_like(loop):
+        pytest.skip("stdlib adopts no descriptor")
+    from uvloop_like.transports import datagram as transports_datagram
+
+    def failing_dup(fd):
+        raise OSError(24, "Too many open files")
+
+    async def main():
+        before = _open_fds()
+        sock = _udp_sock()
+        fd = sock.fileno()
+        monkeypatch.setattr(transports_datagram.os, "dup", failing_dup)
+        with pytest.raises(OSError):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=sock)
+        assert sock.fileno() == fd
+        with pytest.raises(OSError):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        monkeypatch.undo()
+        sock.close()
+        await asyncio.sleep(0)  # the handle's close callback
+        assert _open_fds() == before
+    run(loop, main())

@@ -1,13 +1,20 @@
 """TLS (ssl=, start_tls, streams with ssl) on both loops, against our own
 loop and against peers that are not: a blocking stdlib ``ssl`` socket in a
-thread, and aiohttp.  Certificates are made at test time with trustme."""
+thread, a pyOpenSSL ``SSL.Connection`` in a thread (also for renegotiation),
+the ``openssl s_server`` / ``s_client`` programs, and aiohttp.  Session
+reuse, TLS 1.3 post-handshake tickets, and a peer that stops reading in the
+middle of 50 MiB.  Certificates are made at test time with trustme."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+import re
+import shutil
 import socket
 import ssl
+import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -1056,3 +1063,683 @@ def test_aiohttp_https(loop, server_ctx, client_ctx):
         finally:
             await runner.cleanup()
     run(loop, main(), timeout=30)
+
+
+# --- session reuse and post-handshake messages --------------------------------------------
+
+class SessionContext(ssl.SSLContext):
+    """A client context that resumes ``self.session`` on its next connection.
+
+    ``create_connection``/``start_tls`` take no session argument; both loops
+    build the connection's ``SSLObject`` with ``sslcontext.wrap_bio()`` (the
+    documented place a session goes in), so a context that supplies it there
+    resumes through either TLS layer without a private hook."""
+
+    session = None
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+        if session is None and not server_side:
+            session = self.session
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
+class StrictRecorder(Recorder):
+    """A Recorder that also flags empty data_received() calls."""
+
+    def data_received(self, data):
+        if not data:
+            self.errors.append("empty data_received")
+        super().data_received(data)
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_session_reuse(loop, server_ctx, ca, version):
+    """The second connection resumes the first one's session: a TLS 1.2
+    session id, or a TLS 1.3 ticket that arrived after the handshake."""
+    tls_version = getattr(ssl.TLSVersion, version)
+    client_ctx = SessionContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(client_ctx)
+    client_ctx.minimum_version = client_ctx.maximum_version = tls_version
+
+    async def connect_once(port, servers):
+        transport, proto = await loop.create_connection(
+            lambda: StrictRecorder(loop), "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+        transport.write(b"ping")
+        # The echo comes after the server's tickets (TLS 1.3): once it is
+        # here, the session is resumable.
+        await asyncio.wait_for(proto.wait_for_bytes(4), 10)
+        assert bytes(proto.data) == b"ping"
+        sslobj = transport.get_extra_info("ssl_object")
+        assert sslobj.version() == version.replace("_", ".")
+        session, reused = sslobj.session, sslobj.session_reused
+        server_reused = servers[-1].transport.get_extra_info("ssl_object").session_reused
+        transport.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        proto.assert_ok()
+        return session, reused, server_reused
+
+    async def main():
+        servers = []
+        server = await _tls_echo_server(loop, server_ctx, servers)
+        port = _port(server)
+        first, reused, server_reused = await connect_once(port, servers)
+        assert not reused and not server_reused
+        assert first is not None
+        if version == "TLSv1_3":
+            assert first.has_ticket
+        client_ctx.session = first
+        second, reused, server_reused = await connect_once(port, servers)
+        assert reused and server_reused
+        if version == "TLSv1_2":
+            assert second.id == first.id
+        assert len(servers) == 2
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+class Greeter(EchoServer):
+    """Echoes, and says hello first (after its TLS 1.3 session tickets)."""
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        transport.write(b"hello")
+
+
+def test_tls13_tickets_after_handshake(loop, server_ctx, client_ctx):
+    """TLS 1.3 NewSessionTicket messages reach the client after its
+    handshake is over: they are consumed by the TLS layer, not given to
+    the app, and nothing goes wrong."""
+    async def main():
+        server_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        server_ctx.num_tickets = 4
+        server = await loop.create_server(lambda: Greeter(loop), "127.0.0.1", 0, ssl=server_ctx)
+        transport, proto = await loop.create_connection(
+            lambda: StrictRecorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        sslobj = transport.get_extra_info("ssl_object")
+        assert sslobj.version() == "TLSv1.3"
+        await asyncio.wait_for(proto.wait_for_bytes(5), 10)
+        assert bytes(proto.data) == b"hello"
+        assert sslobj.session.has_ticket
+        transport.write(b"ping")
+        await asyncio.wait_for(proto.wait_for_bytes(9), 10)
+        assert bytes(proto.data) == b"helloping"
+        assert transport.get_write_buffer_size() == 0
+        transport.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        proto.assert_ok()
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_tls13_only_tickets_then_close(loop, server_ctx, client_ctx):
+    """The server sends its tickets and closes at once: the client gets no
+    data at all, then eof_received and connection_lost(None)."""
+    class Closer(asyncio.Protocol):
+        def connection_made(self, transport):
+            transport.close()
+
+    async def main():
+        server_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        server = await loop.create_server(Closer, "127.0.0.1", 0, ssl=server_ctx)
+        transport, proto = await loop.create_connection(
+            lambda: StrictRecorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        assert proto.data == b""
+        if not old_stdlib(loop):
+            assert proto.events == ["made", "eof", "lost"]
+        assert transport.get_extra_info("ssl_object").session.has_ticket
+        proto.assert_ok()
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+# --- pyOpenSSL peers: server and client roles, renegotiation ------------------------------
+
+def _openssl_module():
+    return pytest.importorskip("OpenSSL.SSL", reason="pyOpenSSL is in the test extra: pip install pyopenssl")
+
+
+def _blocking_with_timeouts(sock, seconds=10):
+    """pyOpenSSL needs a blocking descriptor (a Python socket timeout makes
+    it non-blocking); SO_RCVTIMEO/SO_SNDTIMEO bound every wait instead."""
+    sock.settimeout(None)
+    tv = struct.pack("ll", seconds, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+
+
+_PYOPENSSL_VERSIONS = {"TLSv1_2": "TLS1_2_VERSION", "TLSv1_3": "TLS1_3_VERSION"}
+
+
+def _pyopenssl_context(version, cert=None, ca=None):
+    SSL = _openssl_module()
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    v = getattr(SSL, _PYOPENSSL_VERSIONS[version])
+    ctx.set_min_proto_version(v)
+    ctx.set_max_proto_version(v)
+    if cert is not None:
+        cert.configure_cert(ctx)
+    if ca is not None:
+        ca.configure_trust(ctx)
+        ctx.set_verify(SSL.VERIFY_PEER, lambda conn, x509, errno, depth, ok: bool(ok))
+    return ctx
+
+
+def _pyopenssl_recv_until_close(conn):
+    """Read until the peer's close_notify; return what came before it."""
+    SSL = _openssl_module()
+    data = b""
+    while True:
+        try:
+            chunk = conn.recv(65536)
+        except SSL.ZeroReturnError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_client_against_pyopenssl_server(loop, server_cert, client_ctx, version):
+    SSL = _openssl_module()
+    ctx = _pyopenssl_context(version, cert=server_cert)
+
+    def serve(sock):
+        _blocking_with_timeouts(sock)
+        conn = SSL.Connection(ctx, sock)
+        conn.set_accept_state()
+        conn.do_handshake()
+        data = b""
+        while not data.endswith(b"\n"):
+            data += conn.recv(65536)
+        conn.sendall(data.upper())
+        # Our close_notify, then the peer's answer.
+        rest = _pyopenssl_recv_until_close(conn)
+        conn.shutdown()
+        return data, rest, conn.get_protocol_version_name()
+
+    async def main():
+        peer = ThreadPeer(serve)
+        peer.start()
+        transport, proto = await loop.create_connection(
+            lambda: StrictRecorder(loop), "127.0.0.1", peer.port, ssl=client_ctx,
+            server_hostname="localhost")
+        payload = b"abc" * 50000 + b"\n"
+        transport.write(payload)
+        await asyncio.wait_for(proto.wait_for_bytes(len(payload)), 10)
+        assert bytes(proto.data) == payload.upper()
+        transport.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        data, rest, name = await peer.join_checked(loop)
+        assert (data, rest) == (payload, b"")
+        assert name == version.replace("_", ".")
+        proto.assert_ok()
+    run(loop, main())
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_pyopenssl_client_against_server(loop, server_ctx, ca, version):
+    SSL = _openssl_module()
+    ctx = _pyopenssl_context(version, ca=ca)
+
+    async def main():
+        servers = []
+        server = await _tls_echo_server(loop, server_ctx, servers)
+        port = _port(server)
+
+        def client():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                _blocking_with_timeouts(sock)
+                conn = SSL.Connection(ctx, sock)
+                conn.set_tlsext_host_name(b"localhost")
+                conn.set_connect_state()
+                conn.do_handshake()
+                out = b""
+                for i in range(10):
+                    msg = bytes([97 + i]) * (7000 * (i + 1))
+                    conn.sendall(msg)
+                    got = b""
+                    while len(got) < len(msg):
+                        got += conn.recv(65536)
+                    out += got
+                conn.shutdown()  # our close_notify; the server answers with its own
+                try:
+                    rest = _pyopenssl_recv_until_close(conn)
+                except SSL.SysCallError:
+                    if not old_stdlib(loop):
+                        raise
+                    rest = b""  # stdlib before 3.11 closes without answering
+                return out, rest, conn.get_protocol_version_name()
+        out, rest, name = await asyncio.wait_for(loop.run_in_executor(None, client), 20)
+        assert len(out) == sum(7000 * (i + 1) for i in range(10))
+        assert rest == b""
+        assert name == version.replace("_", ".")
+        assert await asyncio.wait_for(servers[0].lost, 10) is None
+        if not old_stdlib(loop):
+            assert servers[0].events == ["made", "eof", "lost"]
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+def test_renegotiation_by_client_is_refused(loop, server_ctx, ca):
+    """A TLS 1.2 client asks our server to renegotiate: OpenSSL (3.x, with
+    Python's default options) refuses client-initiated renegotiation; the
+    peer gives up with a handshake_failure alert, which ends our side's
+    connection with that ssl.SSLError, as on stdlib, without a hang."""
+    SSL = _openssl_module()
+    ctx = _pyopenssl_context("TLSv1_2", ca=ca)
+
+    async def main():
+        servers = []
+        server = await _tls_echo_server(loop, server_ctx, servers)
+        port = _port(server)
+
+        def client():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                _blocking_with_timeouts(sock)
+                conn = SSL.Connection(ctx, sock)
+                conn.set_tlsext_host_name(b"localhost")
+                conn.set_connect_state()
+                conn.do_handshake()
+                conn.sendall(b"one")
+                first = conn.recv(100)
+                assert conn.renegotiate()
+                try:
+                    conn.do_handshake()
+                    conn.sendall(b"two")
+                    conn.recv(100)
+                except SSL.Error as exc:
+                    return first, exc
+                return first, None
+        first, error = await asyncio.wait_for(loop.run_in_executor(None, client), 20)
+        assert first == b"one"
+        assert isinstance(error, SSL.Error)
+        assert "no renegotiation" in str(error)
+        exc = await asyncio.wait_for(servers[0].lost, 10)
+        assert isinstance(exc, ssl.SSLError)
+        assert "HANDSHAKE_FAILURE" in str(exc)
+        server.close()
+        await server.wait_closed()
+    run(loop, main())
+
+
+@pytest.mark.parametrize("closer", ["peer", "us"])
+def test_renegotiation_by_server(loop, server_cert, client_ctx, closer):
+    """A TLS 1.2 server renegotiates with our client: with Python's default
+    options OpenSSL accepts; data keeps flowing both ways (nothing delivered
+    twice or lost).  If the peer then closes, the end is clean; if we close
+    first, OpenSSL's unwrap() still counts the connection as in a handshake
+    and fails (SHUTDOWN_WHILE_IN_INIT): connection_lost gets that SSLError,
+    nothing hangs.  Both as on stdlib."""
+    if old_stdlib(loop):
+        pytest.skip("stdlib's TLS layer before 3.11 stalls writes after a renegotiation")
+    SSL = _openssl_module()
+    ctx = _pyopenssl_context("TLSv1_2", cert=server_cert)
+    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def serve(sock):
+        _blocking_with_timeouts(sock)
+        conn = SSL.Connection(ctx, sock)
+        conn.set_accept_state()
+        conn.do_handshake()
+        got = [conn.recv(100)]
+        conn.sendall(b"ONE")
+        assert conn.renegotiate()
+        conn.do_handshake()
+        got.append(conn.recv(100))
+        conn.sendall(b"TWO")
+        renegotiations = conn.total_renegotiations()
+        if closer == "peer":
+            got.append(conn.recv(100))
+            conn.shutdown()
+            return got, _pyopenssl_recv_until_close(conn), renegotiations
+        try:
+            rest = _pyopenssl_recv_until_close(conn)
+        except SSL.SysCallError:
+            rest = None  # we closed the TCP connection without close_notify
+        return got, rest, renegotiations
+
+    async def main():
+        peer = ThreadPeer(serve)
+        peer.start()
+        transport, proto = await loop.create_connection(
+            lambda: StrictRecorder(loop), "127.0.0.1", peer.port, ssl=client_ctx,
+            server_hostname="localhost")
+        transport.write(b"one")
+        await asyncio.wait_for(proto.wait_for_bytes(3), 10)
+        transport.write(b"two")
+        await asyncio.wait_for(proto.wait_for_bytes(6), 10)
+        transport.write(b"three")
+        if closer == "us":
+            transport.close()
+        exc = await asyncio.wait_for(proto.lost, 10)
+        assert bytes(proto.data) == b"ONETWO"
+        got, rest, renegotiations = await peer.join_checked(loop)
+        assert renegotiations == 1
+        if closer == "peer":
+            assert got == [b"one", b"two", b"three"]
+            assert exc is None and rest == b""
+            if not old_stdlib(loop):
+                assert proto.events == ["made", "data", "data", "eof", "lost"]
+        else:
+            assert isinstance(exc, ssl.SSLError)
+            assert "SHUTDOWN_WHILE_IN_INIT" in str(exc)
+            # "three" stayed queued behind the handshake OpenSSL thinks is on.
+            assert got == [b"one", b"two"] and rest is None
+        proto.assert_ok()
+    run(loop, main())
+
+
+def test_renegotiation_refused_by_client(loop, server_cert, client_ctx):
+    """With OP_NO_RENEGOTIATION our client refuses the server's
+    HelloRequest (a no_renegotiation alert); the peer gives up on the
+    connection, and ours ends without a hang, as on stdlib."""
+    SSL = _openssl_module()
+    ctx = _pyopenssl_context("TLSv1_2", cert=server_cert)
+    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    # PyPy's ssl lacks the name; the bit is OpenSSL's SSL_OP_NO_RENEGOTIATION.
+    client_ctx.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0x40000000)
+
+    def serve(sock):
+        _blocking_with_timeouts(sock)
+        conn = SSL.Connection(ctx, sock)
+        conn.set_accept_state()
+        conn.do_handshake()
+        got = conn.recv(100)
+        conn.sendall(b"ONE")
+        assert conn.renegotiate()
+        conn.do_handshake()
+        try:
+            conn.recv(100)
+        except SSL.Error as exc:
+            return got, exc
+        return got, None
+
+    async def main():
+        peer = ThreadPeer(serve)
+        peer.start()
+        transport, proto = await loop.create_connection(
+            lambda: StrictRecorder(loop), "127.0.0.1", peer.port, ssl=client_ctx,
+            server_hostname="localhost")
+        transport.write(b"one")
+        await asyncio.wait_for(proto.wait_for_bytes(3), 10)
+        # The peer answers our refusal with a fatal handshake_failure alert.
+        exc = await asyncio.wait_for(proto.lost, 10)
+        assert isinstance(exc, ssl.SSLError)
+        assert "HANDSHAKE_FAILURE" in str(exc)
+        assert bytes(proto.data) == b"ONE"
+        got, error = await peer.join_checked(loop)
+        assert got == b"one"
+        assert isinstance(error, SSL.Error) and "no renegotiation" in str(error)
+        proto.assert_ok()
+    run(loop, main())
+
+
+# --- the openssl command-line programs as peers ---------------------------------------------
+
+OPENSSL = shutil.which("openssl")
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl program is not installed")
+_OPENSSL_FLAGS = {"TLSv1_2": "-tls1_2", "TLSv1_3": "-tls1_3"}
+
+
+@pytest.fixture(scope="module")
+def cert_files(ca, server_cert, tmp_path_factory):
+    """(CA certificate, server key + chain) as PEM files for openssl."""
+    where = tmp_path_factory.mktemp("certs")
+    ca_path, server_path = str(where / "ca.pem"), str(where / "server.pem")
+    ca.cert_pem.write_to_path(ca_path)
+    server_cert.private_key_and_cert_chain_pem.write_to_path(server_path)
+    return ca_path, server_path
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@needs_openssl
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_client_against_openssl_s_server(loop, client_ctx, cert_files, version):
+    """``openssl s_server -rev`` sends every line back reversed and, for a
+    line "CLOSE", sends close_notify; it quits after one connection."""
+    _, server_pem = cert_files
+
+    async def main():
+        proc = subprocess.Popen(
+            [OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-cert", server_pem, "-key", server_pem,
+             "-rev", "-naccept", "1", _OPENSSL_FLAGS[version]],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            port = None
+            while port is None:
+                line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 10)
+                assert line, "s_server quit before listening"
+                match = re.match(rb"ACCEPT .*:(\d+)\s*$", line)
+                if match:
+                    port = int(match.group(1))
+            transport, proto = await loop.create_connection(
+                lambda: StrictRecorder(loop), "127.0.0.1", port, ssl=client_ctx,
+                server_hostname="localhost")
+            assert transport.get_extra_info("ssl_object").version() == version.replace("_", ".")
+            lines = [b"hello world\n"] + [os.urandom(300).hex().encode() + b"\n" for _ in range(20)]
+            transport.writelines(lines)
+            expected = b"".join(line[:-1][::-1] + b"\n" for line in lines)
+            await asyncio.wait_for(proto.wait_for_bytes(len(expected)), 10)
+            assert bytes(proto.data) == expected
+            transport.write(b"CLOSE\n")
+            assert await asyncio.wait_for(proto.lost, 10) is None
+            assert proto.events[-2:] == ["eof", "lost"] or old_stdlib(loop)
+            assert await asyncio.wait_for(loop.run_in_executor(None, proc.wait, 10), 15) == 0
+            proto.assert_ok()
+        finally:
+            _kill(proc)
+    run(loop, main(), timeout=30)
+
+
+@needs_openssl
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_openssl_s_client_against_server(loop, server_ctx, cert_files, version):
+    """``openssl s_client`` verifies our certificate, sends its stdin and
+    prints what comes back; our server echoes and closes once it has it all."""
+    ca_pem, _ = cert_files
+    lines = b"".join(b"line %d %s\n" % (i, os.urandom(200).hex().encode()) for i in range(50))
+
+    class EchoThenClose(EchoServer):
+        received = 0
+
+        def data_received(self, data):
+            super().data_received(data)
+            self.received += len(data)
+            if self.received >= len(lines):
+                self.transport.close()
+
+    async def main():
+        servers = []
+        server = await loop.create_server(lambda: servers.append(EchoThenClose(loop)) or servers[-1],
+                                          "127.0.0.1", 0, ssl=server_ctx)
+        argv = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{_port(server)}", "-CAfile", ca_pem,
+                "-servername", "localhost", "-verify_hostname", "localhost", "-verify_return_error",
+                "-quiet", _OPENSSL_FLAGS[version]]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(
+                loop.run_in_executor(None, lambda: proc.communicate(lines, timeout=15)), 20)
+            assert proc.returncode == 0, err
+            assert out == lines
+            assert await asyncio.wait_for(servers[0].lost, 10) is None
+            sslobj = servers[0].transport.get_extra_info("ssl_object")
+            assert sslobj.version() == version.replace("_", ".")
+        finally:
+            _kill(proc)
+        server.close()
+        await server.wait_closed()
+    run(loop, main(), timeout=30)
+
+
+# --- a peer that stops reading in the middle of 50 MiB ------------------------------------------
+
+class FlowWriter(asyncio.Protocol):
+    """Writes ``total`` bytes (64 KiB at a time) while not paused; records
+    pause_writing, the largest write buffer seen, and connection_lost."""
+
+    BLOCK = 64 * 1024
+
+    def __init__(self, loop, total):
+        self.loop = loop
+        self.total = total
+        self.sent = 0
+        self.digest = hashlib.sha256()
+        self.max_buffer = 0
+        self.pauses = 0
+        self.paused = loop.create_future()     # the first pause_writing()
+        self.finished = loop.create_future()   # all written (or the connection lost)
+        self.lost_calls = []
+        self.lost = loop.create_future()
+        self._resume = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.task = self.loop.create_task(self._run())
+
+    async def _run(self):
+        block = os.urandom(self.BLOCK)
+        try:
+            while self.sent < self.total:
+                if self._resume is not None:
+                    await self._resume
+                if self.transport.is_closing():
+                    raise ConnectionError("closed")
+                data = block[:min(self.BLOCK, self.total - self.sent)]
+                self.digest.update(data)
+                self.transport.write(data)
+                self.sent += len(data)
+                self.max_buffer = max(self.max_buffer, self.transport.get_write_buffer_size())
+                await asyncio.sleep(0)
+        except ConnectionError as exc:
+            self.finished.set_result(exc)
+        else:
+            self.finished.set_result(None)
+
+    def pause_writing(self):
+        self.pauses += 1
+        self._resume = self.loop.create_future()
+        if not self.paused.done():
+            self.paused.set_result(None)
+
+    def resume_writing(self):
+        fut, self._resume = self._resume, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def data_received(self, data):
+        pass
+
+    def eof_received(self):
+        pass
+
+    def connection_lost(self, exc):
+        self.lost_calls.append(exc)
+        if not self.lost.done():
+            self.lost.set_result(exc)
+        fut, self._resume = self._resume, None
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionError("lost"))
+
+
+@pytest.mark.parametrize("then", ["resume", "close"])
+def test_peer_stops_reading_during_50mib(loop, server_ctx, client_ctx, then):
+    """We write 50 MiB to a peer that reads 1 MiB and stops: pause_writing
+    comes, the data held (TLS layer + transport) stays within a few times
+    the high-water mark; then the peer either reads the rest (all bytes
+    arrive intact, then a clean close) or closes its socket while we are
+    paused (connection_lost once, with an error; nothing hangs)."""
+    total = 50 * 1024 * 1024
+    stopped = threading.Event()   # the peer stopped reading
+    go = threading.Event()        # the loop saw pause_writing: peer, carry on
+
+    def serve(sock):
+        tls = server_ctx.wrap_socket(sock, server_side=True)
+        digest = hashlib.sha256()
+        received = 0
+        while received < 1024 * 1024:
+            chunk = tls.recv(65536)
+            assert chunk
+            received += len(chunk)
+            digest.update(chunk)
+        stopped.set()
+        assert go.wait(20)
+        if then == "close":
+            tls.close()   # unread data in the kernel: the TCP connection is reset
+            return received, None
+        while True:
+            chunk = tls.recv(256 * 1024)
+            if not chunk:
+                break  # our close_notify
+            received += len(chunk)
+            digest.update(chunk)
+        tls.unwrap()
+        return received, digest.hexdigest()
+
+    async def main():
+        peer = ThreadPeer(serve)
+        peer.start()
+        try:
+            transport, writer = await loop.create_connection(
+                lambda: FlowWriter(loop, total), "127.0.0.1", peer.port, ssl=client_ctx,
+                server_hostname="localhost")
+            await asyncio.wait_for(writer.paused, 20)
+            await asyncio.wait_for(loop.run_in_executor(None, stopped.wait, 20), 25)
+            low, high = transport.get_write_buffer_limits()
+            assert transport.get_write_buffer_size() <= 2 * high + FlowWriter.BLOCK
+            # Bounded: a block past the mark at most, plus TLS record overhead.
+            assert writer.max_buffer <= 2 * high + FlowWriter.BLOCK
+            assert writer.sent < total
+        finally:
+            go.set()
+        if then == "resume":
+            assert await asyncio.wait_for(writer.finished, 40) is None
+            assert writer.max_buffer <= 2 * high + FlowWriter.BLOCK
+            transport.close()
+            assert await asyncio.wait_for(writer.lost, 20) is None
+            received, digest = await peer.join_checked(loop)
+            assert received == total
+            assert digest == writer.digest.hexdigest()
+        else:
+            exc = await asyncio.wait_for(writer.lost, 20)
+            assert isinstance(exc, ConnectionError), exc
+            assert isinstance(await asyncio.wait_for(writer.finished, 10), ConnectionError)
+            await peer.join_checked(loop)
+            assert transport.is_closing() or old_stdlib(loop)
+        await asyncio.sleep(0)
+        assert len(writer.lost_calls) == 1
+    run(loop, main(), timeout=55)
+
+
+def test_tls_write_memoryview_of_wide_items(loop, server_ctx, client_ctx):
+    """A memoryview of 4-byte items goes out as its bytes, all of them."""
+    import array
+
+    async def main():
+        server = await _tls_echo_server(loop, server_ctx)
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", _port(server), ssl=client_ctx,
+            server_hostname="localhost")
+        items = array.array("i", range(100_000))
+        transport.write(memoryview(items))
+        await asyncio.wait_for(proto.wait_for_bytes(len(items) * items.itemsize), 10)
+        assert bytes(proto.data) == items.tobytes()
+        transport.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        server.close()
+        await server.wait_closed()
+    run(loop, main())

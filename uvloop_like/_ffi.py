@@ -34,6 +34,11 @@ BUF_ARRAY = _t("uv_buf_t[]")
 CHAR_ARRAY = _t("char[]")
 INT_P = _t("int *")
 UINT_P = _t("unsigned int *")
+UDP_P = _t("uvl_udp_t *")
+UDP_SEND_P = _t("uv_udp_send_t *")
+PROCESS_P = _t("uv_process_t *")
+CHARP_ARRAY = _t("char *[]")
+INT_ARRAY = _t("int[]")
 
 # Complete the structs now too (cffi fills in a struct's layout on first use).
 for _ct in (
@@ -46,6 +51,9 @@ for _ct in (
     SHUTDOWN_P,
     GETADDRINFO_P,
     GETNAMEINFO_P,
+    UDP_P,
+    UDP_SEND_P,
+    PROCESS_P,
 ):
     ffi.sizeof(_ct.item)
 ffi.sizeof("uv_buf_t")

@@ -1,7 +1,9 @@
 """create_datagram_endpoint: UDP (IPv4/IPv6) and unix datagram endpoints.
 
 Argument handling is stdlib's (base_events.create_datagram_endpoint) for
-each Python version; the transport is transports/datagram.py."""
+each Python version; the transports are in transports/datagram.py: a
+uv_udp_t for AF_INET/AF_INET6, the selector for AF_UNIX (libuv's uv_udp_t
+cannot hold a unix datagram socket)."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +13,7 @@ import stat
 import warnings
 
 from . import _compat
-from .transports.datagram import DatagramTransport
+from .transports.datagram import UnixDatagramTransport, adopt_udp_socket
 
 logger = logging.getLogger("asyncio")
 
@@ -35,16 +37,19 @@ class DatagramMixin:
         """The loop-wide receive buffer every datagram transport reads into."""
         buf = getattr(self, "_dgram_recv_buffer", None)
         if buf is None:
-            data = bytearray(DatagramTransport.max_size)
+            data = bytearray(UnixDatagramTransport.max_size)
             buf = self._dgram_recv_buffer = (data, memoryview(data))
         return buf
 
     def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
-        return DatagramTransport(self, sock, protocol, address, waiter, extra)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            return adopt_udp_socket(self, sock, protocol, address, waiter, extra)
+        return UnixDatagramTransport(self, sock, protocol, address, waiter, extra)
 
     async def _create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr, family,
                                         proto, flags, reuse_address, reuse_port, allow_broadcast,
                                         sock):
+        created = sock is None  # ours to close if no transport takes it
         if sock is not None:
             if sock.type != socket.SOCK_DGRAM:
                 if _compat.PY313:
@@ -148,7 +153,12 @@ class DatagramMixin:
 
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = self._make_datagram_transport(sock, protocol, r_addr, waiter)
+        try:
+            transport = self._make_datagram_transport(sock, protocol, r_addr, waiter)
+        except BaseException:
+            if created:
+                sock.close()
+            raise
         if self._debug:
             if local_addr:
                 logger.info("Datagram endpoint local_addr=%r remote_addr=%r created: (%r, %r)",

@@ -221,8 +221,10 @@ class SSLTransport(_transports._FlowControlMixin, _transports.Transport):
         """Encrypt ``data`` and send it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
+        if type(data) is memoryview and data.nbytes != len(data):
+            data = data.cast("B")  # count bytes, not items (see transports.base.write_data)
         if data:
-            self._ssl_protocol._write_appdata((data,))
+            self._ssl_protocol._write_one(data)
 
     def writelines(self, list_of_data):
         self._ssl_protocol._write_appdata(list_of_data)
@@ -538,7 +540,9 @@ class SSLProtocol(_protocols.BufferedProtocol):
         if exc is not None:
             self._fatal_error(exc)
         elif self._transport is not None:
-            self._loop.call_soon(self._transport.close)
+            # At once, not call_soon: connection_lost (and the release of the
+            # SSLContext with it) lands in as few loop iterations as stdlib's.
+            self._transport.close()
 
     def _abort(self):
         self._set_state(TLSState.UNWRAPPED)
@@ -582,6 +586,23 @@ class SSLProtocol(_protocols.BufferedProtocol):
         except Exception as exc:
             self._fatal_error(exc, "Fatal error on SSL protocol")
 
+    def _write_one(self, data):
+        """write() of one buffer: _write_appdata without the loop."""
+        if self._state is TLSState.WRAPPED and not self._write_backlog:
+            try:
+                count = self._sslobj_write(data)
+            except _AGAIN:
+                count = 0
+            except Exception as exc:
+                self._fatal_error(exc, "Fatal error on SSL protocol")
+                return
+            if count < len(data):
+                self._write_backlog.append(memoryview(data)[count:])
+                self._write_backlog_size += len(data) - count
+            self._flush_outgoing()
+        else:
+            self._write_appdata((data,))
+
     def _do_write(self):
         backlog = self._write_backlog
         if backlog:
@@ -604,7 +625,11 @@ class SSLProtocol(_protocols.BufferedProtocol):
             data = self._outgoing.read()
             if self._transport is not None:
                 self._transport.write(data)
-        self._control_app_writing()
+        if self._write_backlog_size or self._raw_writing_paused or self._app_writing_paused:
+            self._control_app_writing()
+        # Else the total is what the raw transport holds, and it has not
+        # called pause_writing: at most the high-water mark (its limits
+        # are ours), so no mark was crossed.
 
     def _control_app_writing(self):
         size = self._get_write_buffer_size()
@@ -680,6 +705,7 @@ class SSLProtocol(_protocols.BufferedProtocol):
                 pass  # a loop with __slots__: per-call buffer
         size = len(buf)
         read = self._sslobj_read
+        incoming = self._incoming
         while True:
             offset = 0
             closed = False
@@ -690,6 +716,11 @@ class SSLProtocol(_protocols.BufferedProtocol):
                         closed = True
                         break
                     offset += count
+                    if not incoming.pending:
+                        # A short read emptied its record and no other
+                        # ciphertext is left: a further read could only
+                        # raise SSLWantReadError (an exception per read).
+                        break
             except _AGAIN:
                 pass
             if offset:
@@ -704,6 +735,7 @@ class SSLProtocol(_protocols.BufferedProtocol):
     def _read_into_app_buffer(self):
         """BufferedProtocol app: decrypt straight into its get_buffer()."""
         read = self._sslobj_read
+        incoming = self._incoming
         while True:
             buf = self._app_protocol.get_buffer(self._incoming.pending or -1)
             wants = len(buf)
@@ -718,6 +750,8 @@ class SSLProtocol(_protocols.BufferedProtocol):
                         closed = True
                         break
                     offset += count
+                    if not incoming.pending:
+                        break  # nothing left to decrypt (see _read_and_deliver)
             except _AGAIN:
                 pass
             if offset:

@@ -1,7 +1,8 @@
 """subprocess_exec / subprocess_shell and child reaping for the Loop.
 
-Children are started by subprocess.Popen (transports/subprocess.py) and
-reaped here: on Linux 5.3+ a pidfd (os.pidfd_open) becomes readable when the
+Children are started by libuv's uv_spawn, which also reaps them
+(transports/subprocess.py, handles/process.py), or, for the arguments
+uv_spawn cannot express, by subprocess.Popen; those are reaped here: on Linux 5.3+ a pidfd (os.pidfd_open) becomes readable when the
 child exits and is watched on the loop's own selector, so no thread, no
 SIGCHLD handler and no main-thread requirement; elsewhere one thread per
 child blocks in waitpid() and reports through call_soon_threadsafe (stdlib's
@@ -115,7 +116,8 @@ class SubprocessMixin:
         waiter = self.create_future()
         transp = SubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
                                      waiter=waiter, extra=extra, **kwargs)
-        self._watch_child(transp.get_pid(), transp)
+        if not transp._spawned:
+            self._watch_child(transp.get_pid(), transp)  # libuv reaps its own
         try:
             await waiter
         except (SystemExit, KeyboardInterrupt):

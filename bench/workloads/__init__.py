@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("core", "streams", "http")
+MODULES = ("core", "streams", "http", "process", "tls", "udp")
 
 
 def load_all() -> None:

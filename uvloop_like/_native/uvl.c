@@ -413,3 +413,336 @@ static int uvl_stream_fileno(uvl_stream_t *s)
     int r = uv_fileno(&s->u.handle, &fd);
     return r < 0 ? r : (int)fd;
 }
+
+
+/* ---- process ---- (uv_spawn; handles/process.py) ------------------------ */
+
+#include <dirent.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+/* status: the exit status; events: the terminating signal (0: none).  A
+ * kind number far from the others: other areas add theirs without clashing. */
+#define UVL_EV_EXIT 40
+
+static void uvl_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+    uvl_push(p->loop, p->data, UVL_EV_EXIT, (int)exit_status, term_signal);
+}
+
+/* uv_spawn with every stdio slot either inherited from a descriptor
+ * (fds[i] >= 0: UV_INHERIT_FD) or left alone (-1: UV_IGNORE; libuv gives
+ * slots 0-2 /dev/null, higher slots stay closed).  *linked tells Python
+ * whether libuv still lists the handle on the loop after a failure (an exec
+ * failure: it must be uv_close()d) or had already dropped it (a setup
+ * failure: it must not be). */
+static int uvl_spawn(uv_loop_t *loop, uv_process_t *p, const char *file,
+                     char **args, char **env, const char *cwd, unsigned int flags,
+                     unsigned int uid, unsigned int gid,
+                     const int *fds, int nfds, int *linked)
+{
+    uv_process_options_t o;
+    uv_stdio_container_t storage[16];
+    uv_stdio_container_t *stdio = storage;
+    int i, r;
+
+    if (nfds > (int)(sizeof(storage) / sizeof(storage[0]))) {
+        stdio = (uv_stdio_container_t *)malloc((size_t)nfds * sizeof(*stdio));
+        if (stdio == NULL) {
+            *linked = 0;
+            return UV_ENOMEM;
+        }
+    }
+    for (i = 0; i < nfds; i++) {
+        if (fds[i] >= 0) {
+            stdio[i].flags = UV_INHERIT_FD;
+            stdio[i].data.fd = fds[i];
+        } else {
+            stdio[i].flags = UV_IGNORE;
+            stdio[i].data.fd = -1;
+        }
+    }
+    memset(&o, 0, sizeof(o));
+    o.exit_cb = uvl_exit_cb;
+    o.file = file;
+    o.args = args;
+    o.env = env;
+    o.cwd = cwd;
+    o.flags = flags;
+    o.stdio_count = nfds;
+    o.stdio = stdio;
+    o.uid = (uv_uid_t)uid;
+    o.gid = (uv_gid_t)gid;
+    r = uv_spawn(loop, p, &o);
+    /* A node removed from libuv's handle queue no longer has its
+     * neighbour pointing back at it. */
+    *linked = r == 0 || p->handle_queue.next->prev == &p->handle_queue;
+    if (stdio != storage)
+        free(stdio);
+    return r;
+}
+
+/* The lowest open descriptor >= 3 without FD_CLOEXEC that is not in
+ * skip[0..nskip); -1 when there is none, -2 when it cannot be told. */
+static int uvl_find_inheritable(const int *skip, int nskip)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int found = -1, dfd, fd, flags, i;
+
+    if (d == NULL)
+        return -2;
+    dfd = dirfd(d);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        fd = atoi(e->d_name);
+        if (fd < 3 || fd == dfd || (found >= 0 && fd > found))
+            continue;
+        flags = fcntl(fd, F_GETFD);
+        if (flags == -1 || (flags & FD_CLOEXEC))
+            continue;
+        for (i = 0; i < nskip; i++)
+            if (skip[i] == fd)
+                break;
+        if (i == nskip)
+            found = fd;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Whether child `pid` has exited, without reaping it (libuv does that):
+ * 1 and *returncode (the exit status, or minus the killing signal) if it
+ * has, 0 if it runs (block: wait until it exits), else a UV_E* code. */
+static int uvl_child_peek(int pid, int block, int *returncode)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) == -1)
+        return -errno;  /* libuv's codes are -errno on unix */
+    if (info.si_pid == 0)
+        return 0;
+    *returncode = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
+    return 1;
+}
+
+
+/* ---- udp ---- */
+/* uv_udp_t datagram endpoints (handles/udp.py).  Event kinds of their own
+ * range, so other sections can add kinds without colliding. */
+
+#define UVL_EV_RECV 20   /* status: datagram size or error; events: arena offset of its header, -1 on error */
+#define UVL_EV_SEND 21   /* a queued uv_udp_send finished; they finish in FIFO order */
+
+/* Datagrams are read with recvmmsg (UV_UDP_RECVMMSG): one system call takes
+ * up to 20 of them.  libuv splits the buffer alloc gives it into 64 KiB
+ * chunks, one datagram each, so a batch in the arena is laid out as
+ *
+ *     base (1 KiB aligned): UVL_UDP_HEADER bytes per chunk, the sender's
+ *                           sockaddr (zero-padded sockaddr_in/sockaddr_in6)
+ *     base + 1 KiB:         chunk 0, chunk 1, ... (64 KiB apart)
+ *
+ * The event records the header's offset H = base + 32 k; the data of chunk
+ * k starts at base + 1 KiB + 64 KiB k = H + 1024 + (H % 1024) * 2047, which
+ * is how LoopCore.process finds it.  The header doubles as the key of
+ * Python's address cache and as the sockaddr a reply is sent to. */
+#define UVL_UDP_HEADER 32
+#define UVL_UDP_DGRAM_MAX 65536   /* libuv's chunk (UV__UDP_DGRAM_MAXSIZE) */
+#define UVL_UDP_BATCH_HEAD 1024   /* room for the 20 headers, and the alignment */
+#define UVL_UDP_BATCH_MAX 20      /* libuv's recvmmsg takes at most 20 */
+
+typedef struct {
+    uv_udp_t udp;   /* first member: castable to uv_handle_t * */
+    char *batch;    /* base of the batch alloc last handed out */
+    int got;        /* the last batch had datagrams: read no more this time */
+} uvl_udp_t;
+
+static void uvl_udp_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    uvl_udp_t *u = (uvl_udp_t *)handle;
+    uvl_loop_t *l = (uvl_loop_t *)handle->loop;
+    size_t start = (l->arena_used + UVL_UDP_BATCH_HEAD - 1) & ~(size_t)(UVL_UDP_BATCH_HEAD - 1);
+    size_t chunks;
+    (void)suggested;
+    /* One recvmmsg per readiness event: libuv would try another right away,
+     * and it would almost always find nothing (EAGAIN); a datagram that did
+     * arrive is read on the next iteration (the descriptor stays readable). */
+    if (u->got) {
+        u->got = 0;
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    /* Never less than a whole datagram's room: a smaller chunk would
+     * truncate, and libuv's recvmmsg loop needs at least one.  A full arena
+     * gives no buffer (UV_ENOBUFS, ignored): the socket stays readable and
+     * is read on the next iteration. */
+    if (start + UVL_UDP_BATCH_HEAD + UVL_UDP_DGRAM_MAX > UVL_ARENA_SIZE) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    chunks = (UVL_ARENA_SIZE - start - UVL_UDP_BATCH_HEAD) / UVL_UDP_DGRAM_MAX;
+    if (chunks > UVL_UDP_BATCH_MAX)
+        chunks = UVL_UDP_BATCH_MAX;
+    u->batch = l->arena + start;
+    buf->base = u->batch + UVL_UDP_BATCH_HEAD;
+    buf->len = chunks * UVL_UDP_DGRAM_MAX;
+}
+
+static void uvl_udp_recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
+                            const struct sockaddr *addr, unsigned flags)
+{
+    uvl_udp_t *u = (uvl_udp_t *)handle;
+    uvl_loop_t *l = (uvl_loop_t *)handle->loop;
+    char *header;
+    size_t k, addrlen;
+    /* UV_UDP_PARTIAL (cannot happen with 64 KiB chunks): delivered
+     * truncated, as socket.recvfrom does.  UV_UDP_MMSG_FREE: the batch is
+     * done (nread 0, no address). */
+    if (nread == UV_ENOBUFS)
+        return;
+    if (nread < 0) {
+        /* An error the socket reported (ECONNREFUSED after an ICMP port
+         * unreachable on a connected socket): for error_received(). */
+        uvl_push(handle->loop, handle->data, UVL_EV_RECV, (int)nread, -1);
+        return;
+    }
+    if (addr == NULL)
+        return;  /* nread == 0 without an address: nothing (more) to read */
+    /* nread == 0 with an address is an empty datagram. */
+    k = (size_t)(buf->base - (u->batch + UVL_UDP_BATCH_HEAD)) / UVL_UDP_DGRAM_MAX;
+    header = u->batch + k * UVL_UDP_HEADER;
+    memset(header, 0, UVL_UDP_HEADER);
+    if (addr->sa_family == AF_INET6)
+        addrlen = sizeof(struct sockaddr_in6);
+    else if (addr->sa_family == AF_INET)
+        addrlen = sizeof(struct sockaddr_in);
+    else
+        addrlen = 0;
+    memcpy(header, addr, addrlen);
+    /* Chunks arrive in order: the arena is used up to this one's end. */
+    l->arena_used = (size_t)(buf->base - l->arena) + (size_t)nread;
+    u->got = 1;
+    uvl_push(handle->loop, handle->data, UVL_EV_RECV, (int)nread, (int)(header - l->arena));
+}
+
+static void uvl_udp_send_cb(uv_udp_send_t *req, int status)
+{
+    uvl_push(req->handle->loop, req->handle->data, UVL_EV_SEND, status, 0);
+}
+
+static int uvl_udp_init(uv_loop_t *loop, uvl_udp_t *u)
+{
+    u->batch = NULL;
+    u->got = 0;
+    return uv_udp_init_ex(loop, &u->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
+}
+
+/* Adopt fd.  uv_udp_open() would also set SO_REUSEADDR on it (kept for
+ * compatibility, libuv issue 4551); asyncio never does that to a UDP socket,
+ * so no flags. */
+static int uvl_udp_open(uvl_udp_t *u, int fd)
+{
+    return uv_udp_open_ex(&u->udp, (uv_os_sock_t)fd, 0);
+}
+
+static int uvl_udp_recv_start(uvl_udp_t *u)
+{
+    return uv_udp_recv_start(&u->udp, uvl_udp_alloc_cb, uvl_udp_recv_cb);
+}
+
+static int uvl_udp_recv_stop(uvl_udp_t *u)
+{
+    return uv_udp_recv_stop(&u->udp);
+}
+
+/* addr: a sockaddr (a received header, or one from uvl_udp_sockaddr), or
+ * NULL on a connected handle.  Returns the bytes sent, UV_EAGAIN, or an error. */
+static int uvl_udp_try_send(uvl_udp_t *u, const char *data, size_t len, const char *addr)
+{
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    return uv_udp_try_send(&u->udp, &buf, 1, (const struct sockaddr *)addr);
+}
+
+/* libuv copies addr and the buffer descriptor; the data must live until the
+ * UVL_EV_SEND completion. */
+static int uvl_udp_send(uv_udp_send_t *req, uvl_udp_t *u, const char *data, size_t len,
+                        const char *addr)
+{
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    return uv_udp_send(req, &u->udp, &buf, 1, (const struct sockaddr *)addr, uvl_udp_send_cb);
+}
+
+static int uvl_udp_fileno(uvl_udp_t *u)
+{
+    uv_os_fd_t fd;
+    int r = uv_fileno((uv_handle_t *)&u->udp, &fd);
+    return r < 0 ? r : (int)fd;
+}
+
+/* Fills out (UVL_UDP_HEADER bytes) with the sockaddr of a numeric address,
+ * as the socket module builds it: "" is the any address, "<broadcast>" the
+ * IPv4 broadcast one.  Returns 0, 1 when host is not numeric (Python then
+ * resolves it), or UV_EAFNOSUPPORT. */
+static int uvl_udp_sockaddr(int family, const char *host, int port, unsigned int flowinfo,
+                            unsigned int scope_id, char *out)
+{
+    memset(out, 0, UVL_UDP_HEADER);
+    if (family == AF_INET) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)out;
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        if (host[0] == '\0')
+            in4->sin_addr.s_addr = htonl(INADDR_ANY);
+        else if (strcmp(host, "<broadcast>") == 0)
+            in4->sin_addr.s_addr = htonl(INADDR_BROADCAST);
+        else if (inet_pton(AF_INET, host, &in4->sin_addr) != 1)
+            return 1;
+        return 0;
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        in6->sin6_flowinfo = htonl(flowinfo);
+        in6->sin6_scope_id = scope_id;
+        if (host[0] == '\0')
+            in6->sin6_addr = in6addr_any;
+        else if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+            return 1;
+        return 0;
+    }
+    return UV_EAFNOSUPPORT;
+}
+
+/* The parts of the address tuple the socket module makes of a sockaddr: the
+ * host as getnameinfo(NI_NUMERICHOST) writes it (with a %scope for a scoped
+ * IPv6 address), the port, and for IPv6 flowinfo and scope_id.  Returns the
+ * family, or 0 for another one. */
+static int uvl_udp_addr_parts(const char *sa, char *host, size_t hostlen, int *port,
+                              unsigned int *flowinfo, unsigned int *scope_id)
+{
+    const struct sockaddr *addr = (const struct sockaddr *)sa;
+    socklen_t len;
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        len = sizeof(*in4);
+        *port = ntohs(in4->sin_port);
+        *flowinfo = 0;
+        *scope_id = 0;
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        len = sizeof(*in6);
+        *port = ntohs(in6->sin6_port);
+        *flowinfo = ntohl(in6->sin6_flowinfo);
+        *scope_id = in6->sin6_scope_id;
+    } else {
+        return 0;
+    }
+    if (getnameinfo(addr, len, host, (socklen_t)hostlen, NULL, 0, NI_NUMERICHOST) != 0)
+        return -1;
+    return addr->sa_family;
+}

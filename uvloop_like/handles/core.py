@@ -21,6 +21,10 @@ EV_READ = lib.UVL_EV_READ
 EV_WRITE = lib.UVL_EV_WRITE
 EV_SHUTDOWN = lib.UVL_EV_SHUTDOWN
 EV_CONNECTION = lib.UVL_EV_CONNECTION
+EV_RECV = lib.UVL_EV_RECV
+EV_SEND = lib.UVL_EV_SEND
+UDP_BATCH_HEAD = lib.UVL_UDP_BATCH_HEAD  # where a datagram's data is (see uvl.c, udp section)
+EV_EXIT = lib.UVL_EV_EXIT
 
 # Loops whose libuv teardown failed keep their memory here for the life of the
 # process: freeing a struct that libuv may still touch would be a crash.
@@ -73,6 +77,17 @@ class LoopCore:
                     offset = ev.events
                     from_handle(ev.owner)._on_read(
                         nread, arena[offset:offset + nread] if nread > 0 and offset >= 0 else None)
+                elif kind == EV_RECV:
+                    # A datagram: (its bytes, its sender's sockaddr as bytes);
+                    # an error: (status, None).
+                    offset = ev.events
+                    if offset >= 0:
+                        # The header of chunk k is at base + 32 k, its data at
+                        # base + 1 KiB + 64 KiB k (base: 1 KiB aligned).
+                        start = offset + UDP_BATCH_HEAD + (offset & 1023) * 2047
+                        from_handle(ev.owner)._on_recv(arena[start:start + ev.status], arena[offset:offset + 32])
+                    else:
+                        from_handle(ev.owner)._on_recv(ev.status, None)
                 else:
                     self._dispatch(from_handle(ev.owner), kind, ev.status, ev.events)
         except BaseException:
@@ -90,6 +105,12 @@ class LoopCore:
             data = ev.events
             if ev.kind == EV_READ:
                 data = arena[data:data + status] if status > 0 and data >= 0 else None
+            elif ev.kind == EV_RECV:
+                if data >= 0:
+                    start = data + UDP_BATCH_HEAD + (data & 1023) * 2047
+                    data = (arena[start:start + status], arena[data:data + 32])
+                else:
+                    data = None
             append((from_handle(ev.owner), ev.kind, status, data))
 
     @staticmethod
@@ -106,6 +127,15 @@ class LoopCore:
             owner._on_connection(status)
         elif kind == EV_CLOSE:
             owner._on_close()
+        elif kind == EV_RECV:
+            if events is None:
+                owner._on_recv(status, None)
+            else:
+                owner._on_recv(*events)
+        elif kind == EV_SEND:
+            owner._on_send(status)
+        elif kind == EV_EXIT:
+            owner._on_exit(status, events)  # exit status, terminating signal
         else:
             owner._on_complete(status)
 
