@@ -147,9 +147,10 @@ def serve_with_loadgen(
     start: Callable[[Any], Any],
     loadgen_argv: Callable[[List[str]], List[str]],
     stop: Optional[Callable[[Any], Any]] = None,
+    module: str = "bench.loadgen",
 ) -> dict:
     """On a fresh loop: ``server, addr = await start(loop)``; run ``python -m
-    bench.loadgen *loadgen_argv(addr)`` pinned to ``ctx.cpus[1]`` while the loop
+    MODULE *loadgen_argv(addr)`` pinned to ``ctx.cpus[1]`` while the loop
     serves; ``await stop(server)``; return the load generator's result."""
     loop = ctx.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -158,7 +159,7 @@ def serve_with_loadgen(
         server, addr = loop.run_until_complete(start(loop))
         cpu = ctx.cpus[1] if ctx.cpus and len(ctx.cpus) > 1 else None
         argv = [*loadgen_argv(addr), "--server-pid", str(os.getpid())]
-        proc = spawn_pinned(["-m", "bench.loadgen", *argv], cpu,
+        proc = spawn_pinned(["-m", module, *argv], cpu,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         output = loop.run_until_complete(wait_helper(proc))
         result = helper_result(proc, output)

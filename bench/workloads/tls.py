@@ -11,7 +11,6 @@ installed, else ``openssl req``); TLS 1.3 with OpenSSL's default cipher.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import ssl
@@ -19,14 +18,8 @@ import subprocess
 import tempfile
 from typing import Any, List, Tuple
 
-from bench.registry import Context, Measurement, spawn_pinned, workload
-from bench.workloads.streams import (
-    EchoProtocol,
-    _stop_server,
-    helper_result,
-    measurement,
-    wait_helper,
-)
+from bench.registry import Context, Measurement, workload
+from bench.workloads.streams import EchoProtocol, _stop_server, measurement, serve_with_loadgen
 
 CONNS = 4
 REPEAT = 3
@@ -51,38 +44,23 @@ def _server_context(tmpdir: str) -> ssl.SSLContext:
 
 def _echo(ctx: Context, size: int) -> Measurement:
     tmpdir = tempfile.mkdtemp(prefix="bench-tls-")
-    loop = ctx.new_event_loop()
-    asyncio.set_event_loop(loop)
-    proc = None
     try:
         context = _server_context(tmpdir)
 
-        async def start() -> Tuple[Any, List[str]]:
+        async def start(loop) -> Tuple[Any, List[str]]:
             server = await loop.create_server(EchoProtocol, "127.0.0.1", 0, ssl=context)
             host, port = server.sockets[0].getsockname()[:2]
             return server, ["--tcp", f"{host}:{port}"]
 
-        server, addr = loop.run_until_complete(start())
-        cpu = ctx.cpus[1] if ctx.cpus and len(ctx.cpus) > 1 else None
         warmup = max(CONNS, ctx.n // 10)
-        argv = ["-m", "bench.tls_loadgen", *addr, "--size", str(size), "--n", str(ctx.n),
-                "--warmup", str(warmup), "--conns", str(CONNS), "--server-pid", str(os.getpid())]
-        proc = spawn_pinned(argv, cpu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-        output = loop.run_until_complete(wait_helper(proc))
-        result = helper_result(proc, output)
-        loop.run_until_complete(asyncio.sleep(0.02))
-        loop.run_until_complete(_stop_server(server))
+        result = serve_with_loadgen(
+            ctx, start,
+            lambda addr: [*addr, "--size", str(size), "--n", str(ctx.n), "--warmup", str(warmup),
+                          "--conns", str(CONNS)],
+            stop=_stop_server, module="bench.tls_loadgen")
         return measurement(result)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 # (label, bytes, round trips per run): a few tenths of a second to a second here.

@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
-import hashlib
-import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import sysconfig
-import tempfile
 import time
 from typing import Any
 
@@ -134,36 +128,8 @@ def udp_echo_256(ctx: Context) -> Measurement:
 
 
 def _native():
-    """The compiled C client (built once per interpreter ABI), or None."""
-    tag = hashlib.sha1((_C_CDEF + _C_SOURCE).encode()).hexdigest()[:10]
-    modname = f"_udpgen_{tag}"
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    build_dir = loadgen.BUILD_DIR
-    path = os.path.join(build_dir, modname + suffix)
-    try:
-        os.makedirs(build_dir, exist_ok=True)
-        if not os.path.exists(path):
-            with open(os.path.join(build_dir, ".lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not os.path.exists(path):
-                    import cffi
-
-                    ffi = cffi.FFI()
-                    ffi.cdef(_C_CDEF)
-                    ffi.set_source(modname, _C_SOURCE, extra_compile_args=["-O2"])
-                    tmp = tempfile.mkdtemp(prefix="build-", dir=build_dir)
-                    try:
-                        built = ffi.compile(tmpdir=tmp, verbose=False)
-                        os.replace(built, path)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
-        spec = importlib.util.spec_from_file_location(modname, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    except Exception as exc:  # no compiler, say: fall back to Python
-        sys.stderr.write(f"udp client: C client unavailable ({exc!r}); using the Python client\n")
-        return None
+    """The compiled C client, or None (no compiler: the Python client is used)."""
+    return loadgen.build_native("_udpgen", _C_CDEF, _C_SOURCE, "udp client: C client")
 
 
 def _echo_python(sock: socket.socket, size: int, window: int, n: int) -> None:

@@ -75,10 +75,65 @@ def _socket_extra(extra, sock):
             extra["peername"] = None
 
 
-class UDPTransport(TransportErrors, _transports._FlowControlMixin, _transports.DatagramTransport):
-    """A UDP socket (IPv4 or IPv6) owned by libuv (see module doc)."""
+class _DatagramTransportBase(TransportErrors, _transports._FlowControlMixin, _transports.DatagramTransport):
+    """What the UDP and the unix datagram transports share: the protocol,
+    repr, the ResourceWarning, and connection_lost closing the socket.
+    Subclasses set ``_sock``, ``_sock_fd``, ``_closing``, ``_buffer_size``,
+    ``_protocol`` and ``_protocol_connected`` and may add ``_release()``."""
 
     max_size = _MAX_SIZE
+
+    def __repr__(self):
+        info = [self.__class__.__name__]
+        if self._sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        if self._sock is not None:
+            info.append(f"write=<bufsize={self._buffer_size}>")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self, _warn=warnings.warn):
+        if getattr(self, "_sock", None) is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._release()
+            self._sock.close()
+
+    def _release(self):
+        """Let go of what the transport holds besides its socket."""
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        return self._protocol
+
+    def is_closing(self):
+        return self._closing
+
+    def get_write_buffer_size(self):
+        return self._buffer_size
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            sock = self._sock
+            if sock is not None:
+                loop = self._loop
+                if loop._transports.get(self._sock_fd) is self:
+                    del loop._transports[self._sock_fd]
+                self._release()
+                sock.close()  # the caller's socket, as stdlib does
+            self._sock = None
+            self._protocol = None
+
+
+class UDPTransport(_DatagramTransportBase):
+    """A UDP socket (IPv4 or IPv6) owned by libuv (see module doc)."""
 
     def __init__(self, loop, handle, sock, protocol, address=None, waiter=None, extra=None):
         super().__init__(extra, loop)
@@ -113,35 +168,8 @@ class UDPTransport(TransportErrors, _transports._FlowControlMixin, _transports.D
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
 
-    def __repr__(self):
-        info = [self.__class__.__name__]
-        if self._sock is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
-        if self._sock is not None:
-            info.append(f"write=<bufsize={self._buffer_size}>")
-        return "<{}>".format(" ".join(info))
-
-    def __del__(self, _warn=warnings.warn):
-        if getattr(self, "_sock", None) is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._handle.close()
-            self._sock.close()
-
-    def set_protocol(self, protocol):
-        self._protocol = protocol
-        self._protocol_connected = True
-
-    def get_protocol(self):
-        return self._protocol
-
-    def is_closing(self):
-        return self._closing
-
-    def get_write_buffer_size(self):
-        return self._buffer_size
+    def _release(self):
+        self._handle.close()  # libuv closes its dup; queued sends end with ECANCELED
 
     # --- receiving -----------------------------------------------------------
 
@@ -373,20 +401,6 @@ class UDPTransport(TransportErrors, _transports._FlowControlMixin, _transports.D
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc):
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            sock = self._sock
-            if sock is not None:
-                loop = self._loop
-                if loop._transports.get(self._sock_fd) is self:
-                    del loop._transports[self._sock_fd]
-                self._handle.close()  # libuv closes its dup; queued sends end with ECANCELED
-                sock.close()          # and we close the caller's socket, as stdlib does
-            self._sock = None
-            self._protocol = None
 
 
 def adopt_udp_socket(loop, sock, protocol, address=None, waiter=None, extra=None):
@@ -409,10 +423,8 @@ def adopt_udp_socket(loop, sock, protocol, address=None, waiter=None, extra=None
     return UDPTransport(loop, handle, sock, protocol, address, waiter, extra)
 
 
-class UnixDatagramTransport(TransportErrors, _transports._FlowControlMixin, _transports.DatagramTransport):
+class UnixDatagramTransport(_DatagramTransportBase):
     """A unix datagram socket on the loop's selector (see module doc)."""
-
-    max_size = _MAX_SIZE
 
     def __init__(self, loop, sock, protocol, address=None, waiter=None, extra=None):
         super().__init__(extra, loop)
@@ -435,38 +447,9 @@ class UnixDatagramTransport(TransportErrors, _transports._FlowControlMixin, _tra
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
 
-    def __repr__(self):
-        info = [self.__class__.__name__]
-        if self._sock is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
-        if self._sock is not None:
-            info.append(f"write=<bufsize={self._buffer_size}>")
-        return "<{}>".format(" ".join(info))
-
-    def __del__(self, _warn=warnings.warn):
-        if getattr(self, "_sock", None) is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
-
     def _add_reader(self):
         if not self._closing and self._sock is not None:
             self._loop._add_reader(self._sock_fd, self._read_ready)
-
-    def set_protocol(self, protocol):
-        self._protocol = protocol
-        self._protocol_connected = True
-
-    def get_protocol(self):
-        return self._protocol
-
-    def is_closing(self):
-        return self._closing
-
-    def get_write_buffer_size(self):
-        return self._buffer_size
 
     # --- receiving -----------------------------------------------------------
 
@@ -580,16 +563,3 @@ class UnixDatagramTransport(TransportErrors, _transports._FlowControlMixin, _tra
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc):
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            sock = self._sock
-            if sock is not None:
-                loop = self._loop
-                if loop._transports.get(self._sock_fd) is self:
-                    del loop._transports[self._sock_fd]
-                sock.close()
-            self._sock = None
-            self._protocol = None
