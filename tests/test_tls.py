@@ -1729,6 +1729,13 @@ def test_tls_write_memoryview_of_wide_items(loop, server_ctx, client_ctx):
     """A memoryview of 4-byte items goes out as its bytes, all of them."""
     import array
 
+    if old_stdlib(loop):
+        # Not a failure to hide: it cannot run.  The pre-3.11 asyncio/sslproto.py
+        # compares the bytes SSLObject.write() took with len() in items and spins
+        # in feed_appdata() forever (pytest-timeout's exception is swallowed by
+        # the loop's Handle._run, so not even a timeout ends it).
+        pytest.skip("stdlib < 3.11 loops forever on this (asyncio/sslproto.py bug)")
+
     async def main():
         server = await _tls_echo_server(loop, server_ctx)
         transport, proto = await loop.create_connection(
