@@ -234,6 +234,11 @@ int uvl_spawn(uv_loop_t *loop, uv_process_t *p, const char *file,
               const int *fds, int nfds, int *linked);
 int uvl_find_inheritable(const int *skip, int nskip);
 int uvl_child_peek(int pid, int block, int *returncode);
+int uvl_posix_spawn_usable(void);
+int uvl_posix_spawn(const char *file, int search, char **args, char **env,
+                    const char *cwd, int setsid, const int *fds, int nfds,
+                    int *pid, int *pidfd);
+int uvl_child_reap(int pid, int *returncode);
 """
 
 CDEF = "".join([CDEF_VERSION_ERRORS, CDEF_LOOP_HANDLES, CDEF_POLL, CDEF_STREAM, CDEF_DNS, CDEF_HELPERS, CDEF_PROCESS])
@@ -397,6 +402,11 @@ def _make_ffi():
     # own _uv.cpython-3XX-*.so / _uv.pypy39-*.so, so several venvs can build in
     # one tree without overwriting the module another one has loaded, and a
     # module never meets a _cffi_backend of another cffi version.
+    if sys.platform.startswith("linux"):
+        # uvl.c's posix_spawn path uses GNU extensions (POSIX_SPAWN_SETSID,
+        # posix_spawn_file_actions_addchdir_np).  "1": as CPython's pyconfig.h
+        # defines it, so the two definitions agree.
+        kwargs["define_macros"] = [("_GNU_SOURCE", "1")]
     kwargs["py_limited_api"] = False
     ffi.set_source("uvloop_like._uv", helpers, **kwargs)
     return ffi

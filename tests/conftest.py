@@ -122,9 +122,16 @@ def exc_handler(_exception_recorder):
 
 @pytest.fixture(params=LOOP_KINDS)
 def loop(request, _exception_recorder):
-    kind = request.param
+    yield from loop_fixture(request.param, _exception_recorder)
+
+
+def loop_fixture(param, recorder):
+    """The body of the ``loop`` fixture, for modules that parametrize their
+    own: ``param`` is a loop kind, or "uvloop_like+VARIANT" for a module that
+    runs uvloop_like a second way (the loop itself is the same)."""
+    kind = param.partition("+")[0]
     lp = new_loop(kind)
-    lp.set_exception_handler(_exception_recorder)
+    lp.set_exception_handler(recorder)
     asyncio.set_event_loop(None)
     try:
         yield lp
@@ -134,9 +141,9 @@ def loop(request, _exception_recorder):
         finally:
             asyncio.set_event_loop(None)
             gc.collect()
-    if _exception_recorder.calls and not _exception_recorder.expected:
+    if recorder.calls and not recorder.expected:
         pytest.fail("unexpected exception handler calls:\n"
-                    + _format_contexts(_exception_recorder.calls), pytrace=False)
+                    + _format_contexts(recorder.calls), pytrace=False)
     if kind == "uvloop_like":
         leaked = open_uv_handles(lp)
         if leaked:

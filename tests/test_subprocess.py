@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from conftest import loop_fixture
 from loop_testutil import full_gc, is_uvloop_like, run
 
 PY = sys.executable
@@ -29,6 +30,19 @@ def _inheritable_fds():
         except OSError:
             pass  # listdir's own descriptor, closed by now
     return found
+
+
+@pytest.fixture(params=["asyncio", "uvloop_like", "uvloop_like+uv_spawn"])
+def loop(request, _exception_recorder, monkeypatch):
+    """conftest's loop, plus a second uvloop_like run: a child starts with
+    posix_spawn where it can, else with libuv's uv_spawn (no pidfd here,
+    user/group, a PATH of the child's own), so every test runs on the
+    uv_spawn path too."""
+    if request.param == "uvloop_like+uv_spawn":
+        import uvloop_like.transports.subprocess
+
+        monkeypatch.setattr(uvloop_like.transports.subprocess, "POSIX_SPAWN", False)
+    yield from loop_fixture(request.param, _exception_recorder)
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +82,12 @@ def assert_path(loop, transport, uv_spawn):
     subprocess.Popen); stdlib has only one."""
     if is_uvloop_like(loop):
         assert transport._spawned is uv_spawn
+        if uv_spawn and transport._proc is not None:  # (None: closed already)
+            # uv_spawn or posix_spawn: the one this run asked for.
+            import uvloop_like.transports.subprocess as spawning
+
+            kind = type(transport._proc._handle).__name__
+            assert kind == ("SpawnedChild" if spawning.POSIX_SPAWN else "ProcessHandle"), kind
 
 
 def zombies_of_ours():
@@ -721,15 +741,19 @@ def test_loop_closed_before_the_exit_is_seen(loop):
 
 
 def test_script_without_shebang(loop):
-    """Pins a documented difference (docs/limits.md): on the uv_spawn path
-    glibc's execvp runs such a file through /bin/sh; Popen raises ENOEXEC."""
+    """An executable file with no ``#!`` line: Popen raises ENOEXEC, and so
+    does uvloop_like's posix_spawn path.  Where posix_spawn is not usable
+    (no pidfd), the uv_spawn path runs it through /bin/sh (glibc's execvp):
+    a documented difference (docs/limits.md), pinned here."""
     async def main():
+        import uvloop_like.transports.subprocess as spawning
+
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "script")
             with open(path, "w") as f:
                 f.write("echo from-sh\n")
             os.chmod(path, 0o755)
-            if is_uvloop_like(loop):
+            if is_uvloop_like(loop) and not spawning.POSIX_SPAWN:
                 proc = await asyncio.create_subprocess_exec(path, stdout=subprocess.PIPE)
                 assert_path(loop, proc._transport, True)
                 assert await proc.communicate() == (b"from-sh\n", None)

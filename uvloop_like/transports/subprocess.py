@@ -36,7 +36,15 @@ import sys
 import time
 from asyncio import base_subprocess as _base_subprocess
 
-from ..handles.process import DETACHED, SETGID, SETUID, ProcessHandle, find_inheritable
+from ..handles.process import (
+    DETACHED,
+    POSIX_SPAWN,
+    SETGID,
+    SETUID,
+    ProcessHandle,
+    SpawnedChild,
+    find_inheritable,
+)
 
 # A patched subprocess.Popen (tests, instrumentation) is honoured: such
 # calls take the Popen path.
@@ -140,7 +148,7 @@ class _Plan:
     """uv_spawn's arguments for one child (see _spawn_plan)."""
 
     __slots__ = ("args", "orig_executable", "file", "argv", "env", "cwd", "cwd_orig", "flags",
-                 "uid", "gid", "stdio", "pass_fds")
+                 "uid", "gid", "stdio", "pass_fds", "posix_spawn")
 
 
 def _spawn_plan(args, shell, stdin, stdout, stderr, kwargs):
@@ -192,14 +200,22 @@ def _make_plan(args, shell, stdin, stdout, stderr, kwargs):
     plan.argv = [_cbytes(a) for a in args]
 
     env = kwargs.get("env")
+    # posix_spawnp looks the program up in this process's PATH; Popen (and
+    # uv_spawn's execvp) in the child's: they differ only if env changes it.
+    same_path = True
     if env is not None:
         env_list = []
+        path = None
         for key, value in env.items():
             key = os.fsencode(key)
             if b"=" in key:
                 raise _Fallback("'=' in an environment variable name")
-            env_list.append(_cbytes(key + b"=" + os.fsencode(value)))
+            value = os.fsencode(value)
+            if key == b"PATH":
+                path = value
+            env_list.append(_cbytes(key + b"=" + value))
         env = env_list
+        same_path = path == os.environb.get(b"PATH") if os.supports_bytes_environ else False
     plan.env = env
     cwd = kwargs.get("cwd")
     plan.cwd_orig = cwd
@@ -227,6 +243,10 @@ def _make_plan(args, shell, stdin, stdout, stderr, kwargs):
             plan.gid = _uid(group, lambda name: grp.getgrnam(name).gr_gid)
             flags |= SETGID
     plan.flags = flags
+    # posix_spawn (no fork: see handles/process.py) unless the child must
+    # change its user or group, which only uv_spawn's child does.
+    plan.posix_spawn = (POSIX_SPAWN and not flags & (SETUID | SETGID)
+                        and (same_path or b"/" in plan.file))
 
     pass_fds = kwargs.get("pass_fds", ())
     close_fds = kwargs.get("close_fds", True)
@@ -392,10 +412,15 @@ class SubprocessTransport(_base_subprocess.BaseSubprocessTransport):
                     for fd in plan.pass_fds:
                         if fd >= 3:
                             fds[fd] = fd
-            handle = ProcessHandle(loop, self._on_child_exit)
             try:
-                handle.spawn(plan.file, plan.argv, plan.env, plan.cwd, plan.flags,
-                             plan.uid, plan.gid, fds)
+                if plan.posix_spawn:
+                    handle = SpawnedChild(loop, self._on_child_exit)
+                    handle.spawn(plan.file, b"/" not in plan.file, plan.argv, plan.env,
+                                 plan.cwd, plan.flags & DETACHED, fds)
+                else:
+                    handle = ProcessHandle(loop, self._on_child_exit)
+                    handle.spawn(plan.file, plan.argv, plan.env, plan.cwd, plan.flags,
+                                 plan.uid, plan.gid, fds)
             except OSError as exc:
                 raise _spawn_error(exc, plan) from None
         except BaseException:
