@@ -234,6 +234,8 @@ class SpawnedChild(PollHandle):
 
     def _on_poll(self, status, events):
         # The pidfd is readable once the child has exited.
+        if self._state != UVHandle.ACTIVE:
+            return  # closed earlier in this batch of completions: a thread reaps it
         out = ffi.new(INT_P)
         reaped = lib.uvl_child_reap(self.pid, out)
         if reaped == 0:
