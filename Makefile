@@ -53,6 +53,10 @@ check-dist:
 
 bench: $(STAMP)
 	@test -f $(BENCH_STAMP) || { $(PY) -m pip install -q uvloop || echo "uvloop not installable here: benchmarking without it"; touch $(BENCH_STAMP); }
+	@# wrk (Debian's package) drives the HTTP workloads; without it a Python client does.
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; }; }; } || \
+		echo "wrk not installable here: the HTTP workloads use the Python client"
 	$(PY) -m bench
 
 clean:

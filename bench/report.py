@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -11,7 +12,9 @@ from bench.registry import Workload
 GROUP_TITLES = {
     "core": "Loop core",
     "stream": "Streams: echo servers on the loop under test (fixed C client, other core)",
-    "http": "HTTP: aiohttp on the loop under test (load from wrk, other core)",
+    "http": ("HTTP: aiohttp on the loop under test (load from wrk, other core)" if shutil.which("wrk")
+             else "HTTP: aiohttp on the loop under test (load from a Python client: wrk is not installed; "
+             "other core)"),
     "tls": "TLS: echo servers over TLS on the loop under test (fixed C OpenSSL client, other core)",
 }
 
