@@ -1,0 +1,1 @@
+"""Tests of asyncio frameworks' plugins (pytest-asyncio) on uvloop_like."""
