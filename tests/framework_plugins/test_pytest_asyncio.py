@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from test_streams import _line_server  # the line-upper-casing handler
 
 pytest_asyncio = pytest.importorskip("pytest_asyncio")
 
@@ -25,16 +26,7 @@ def assert_on_kind(request):
 
 @pytest_asyncio.fixture
 async def echo_server():
-    async def handle(reader, writer):
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            writer.write(line.upper())
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(_line_server, "127.0.0.1", 0)
     yield server
     server.close()
     await server.wait_closed()
