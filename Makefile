@@ -1,5 +1,11 @@
 # Entry points: test, test-all, check-dist, bench, conformance, lint, clean.
 # Each bootstraps a virtualenv ($(VENV)) with $(PYTHON) and installs what it needs.
+#
+# What runs where: `make test` runs the unit suite (with the framework tests,
+# marker `frameworks`), the unit suite again under PYTHONASYNCIODEBUG=1, the
+# reliability suite (tests/reliability), conformance and lint, on $(PYTHON).
+# test-all's per-interpreter columns run the unit suite without the framework
+# tests (test-unit-core); the framework and reliability suites run once per CI.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,8 +13,9 @@ STAMP := $(VENV)/.uvloop_like-installed
 BENCH_STAMP := $(VENV)/.uvloop_like-bench
 SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py
 PYTEST_FLAGS ?= -q
+HYPOTHESIS := 'hypothesis>=6.100,<7'
 
-.PHONY: test test-unit test-debug test-all check-dist conformance bench lint clean dev
+.PHONY: test test-unit test-unit-core test-debug test-reliability test-all check-dist conformance bench lint clean dev
 
 dev: $(STAMP)
 
@@ -20,18 +27,35 @@ $(STAMP): $(PY) $(SOURCES)
 	@# cryptography, for trustme, as a wheel; the newest needs Rust and crates.io).
 	$(PY) -m pip install -q --prefer-binary 'setuptools>=64' wheel 'cffi>=1.15; python_version < "3.13"' \
 		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8' 'trustme>=1.0' 'uvicorn>=0.36' 'pytest-asyncio>=0.23' \
+		$(HYPOTHESIS) \
 		'pyopenssl>=23; platform_python_implementation != "PyPy"' 'pyopenssl>=23,<25; platform_python_implementation == "PyPy"'
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import uvloop_like, sys; print('uvloop_like on', sys.version.split()[0], 'libuv', uvloop_like.libuv_version())"
 	touch $(STAMP)
 
-test: test-unit test-debug conformance lint
+test: test-unit test-debug test-reliability conformance lint
+
+UNIT := tests --ignore=tests/conformance --ignore=tests/reliability
+# The framework tests (aiohttp, uvicorn, pytest-asyncio: slow, and about those
+# frameworks more than about the loop) run once, in test-unit.
+NO_FRAMEWORKS := -m "not frameworks"
 
 test-unit: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/conformance $(PYTEST_FLAGS)
+	$(PY) -m pytest $(UNIT) $(PYTEST_FLAGS)
+
+# test-all's column: the unit suite without the framework tests.
+test-unit-core: $(STAMP)
+	$(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
 
 test-debug: $(STAMP)
-	PYTHONASYNCIODEBUG=1 $(PY) -m pytest tests --ignore=tests/conformance $(PYTEST_FLAGS)
+	PYTHONASYNCIODEBUG=1 $(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
+
+# Fault injection, load and lifetime checks on both loops, plus the stdlib vs
+# uvloop_like differential test with a small, derandomized example count.
+# (A venv made before hypothesis joined the test dependencies gets it here.)
+test-reliability: $(STAMP)
+	@$(PY) -c "import hypothesis" 2>/dev/null || $(PY) -m pip install -q --prefer-binary $(HYPOTHESIS)
+	FUZZ_DERANDOMIZE=1 $(PY) -m pytest tests/reliability $(PYTEST_FLAGS)
 
 conformance: $(STAMP)
 	$(PY) -m pytest tests/conformance $(PYTEST_FLAGS)

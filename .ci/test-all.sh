@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test-all`: the unit suite (tests/, without tests/conformance) on every
-# supported interpreter installed on this machine, each in its own venv
+# `make test-all`: the unit suite (tests/, without tests/conformance, the
+# reliability suite and the framework tests, which `make test` runs once:
+# `make test-unit-core`) on every supported interpreter installed on this machine, each in its own venv
 # (.venv-3.9 ... .venv-3.13, .venv-pypy3), then one summary line per interpreter.
 #
 # Interpreters: CPython 3.9-3.13 from pyenv (newest patch release of each minor,
@@ -101,7 +102,7 @@ for i in "${!tags[@]}"; do
     echo
     echo "======== test-all: $version ($py) -> .venv-$tag ========"
     start=$(date +%s)
-    "$MAKE" --no-print-directory test-unit PYTHON="$py" VENV=".venv-$tag" 2>&1 \
+    "$MAKE" --no-print-directory test-unit-core PYTHON="$py" VENV=".venv-$tag" 2>&1 \
         | awk -f .ci/limit-output.awk | tee "$log"
     rc=${PIPESTATUS[0]}
     secs=$(( $(date +%s) - start ))

@@ -12,6 +12,9 @@ from loop_testutil import describe_crash, run, run_python
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import web  # noqa: E402
 
+# Run once per CI (make test-unit), not in every interpreter column: see the Makefile.
+pytestmark = pytest.mark.frameworks
+
 BIG = 10 << 20
 
 

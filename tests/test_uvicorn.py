@@ -21,6 +21,9 @@ from loop_testutil import is_uvloop_like, run
 uvicorn = pytest.importorskip("uvicorn")
 aiohttp = pytest.importorskip("aiohttp")
 
+# Run once per CI (make test-unit), not in every interpreter column: see the Makefile.
+pytestmark = pytest.mark.frameworks
+
 BODY = 1 << 20
 
 

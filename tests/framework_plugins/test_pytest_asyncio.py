@@ -12,6 +12,9 @@ from test_streams import _line_server  # the line-upper-casing handler
 
 pytest_asyncio = pytest.importorskip("pytest_asyncio")
 
+# Run once per CI (make test-unit), not in every interpreter column: see the Makefile.
+pytestmark = pytest.mark.frameworks
+
 
 def loop_kind_of(request):
     """The loop kind this test was parametrized with (its id: "asyncio" or
