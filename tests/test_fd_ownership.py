@@ -8,6 +8,7 @@ import asyncio
 import gc
 import os
 import socket
+from asyncio import trsock
 
 import pytest
 from loop_testutil import is_uvloop_like, run
@@ -342,6 +343,81 @@ def test_abort_during_native_sendfile_unwatches_fd(loop, servers, tmp_path):
             transport.abort()
         server.close()
         await server.wait_closed()
+    run(loop, main())
+
+
+def test_one_descriptor_per_connection(loop, servers):
+    """Each transport holds one descriptor (DESIGN rule 8): N connections,
+    both ends in this process, add 2 N descriptors (stdlib and uvloop too)."""
+    async def main():
+        port, path = servers
+        before = len(_open_fds())
+        transports = []
+        for i in range(40):
+            if i % 2:
+                tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            else:
+                tr, _ = await loop.create_unix_connection(asyncio.Protocol, path)
+            transports.append(tr)
+        for _ in range(20):
+            await asyncio.sleep(0.001)
+        added = len(_open_fds()) - before
+        for tr in transports:
+            tr.close()
+        assert added == 2 * len(transports), f"{added / len(transports):.2f} descriptors per connection"
+    run(loop, main())
+
+
+@pytest.mark.parametrize("kind", ENTRY_POINTS)
+def test_callers_sock_ends_detached_or_closed(loop, servers, kind):
+    async def main():
+        sock = await _make_sock(loop, kind, *servers)
+        fd = sock.fileno()
+        ino = _ino(fd)
+        rec = Recorder(loop)
+        tr, _ = await _call(loop, kind, lambda: rec, sock)
+        tr.close()
+        await rec.lost
+        await _until_closed(fd, ino)
+        assert sock.fileno() == -1
+        sock.close()                       # the caller's close: nothing left to close
+        await _check_not_closed_again(fd)
+    run(loop, main())
+
+
+def test_transport_socket_over_the_descriptor(loop, servers):
+    """get_extra_info('socket'): a TransportSocket whose socket calls work
+    on the connection's descriptor, that never closes it (not when the
+    object is collected either), and that reports -1 once closed."""
+    async def main():
+        port, _ = servers
+        rec = Recorder(loop)
+        tr, _ = await loop.create_connection(lambda: rec, "127.0.0.1", port)
+        tsock = tr.get_extra_info("socket")
+        assert isinstance(tsock, trsock.TransportSocket)
+        assert tsock.family == socket.AF_INET and tsock.type == socket.SOCK_STREAM
+        assert tsock.getpeername() == ("127.0.0.1", port)
+        assert tsock.getsockname() == tr.get_extra_info("sockname")
+        tsock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        assert tsock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert tsock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        fd = tsock.fileno()
+        ino = _ino(fd)
+        assert fd >= 0 and ino is not None
+        dup = tsock.dup()                  # a socket of its own, closed by its owner
+        assert dup.fileno() != fd
+        dup.close()
+        assert "fd=%d" % fd in repr(tsock)
+        del tsock
+        gc.collect()
+        assert _ino(fd) == ino
+        tr.write(b"ping")
+        await rec.wait_for_bytes(4)
+        tr.close()
+        await rec.lost
+        await _until_closed(fd, ino)
+        assert tr.get_extra_info("socket").fileno() == -1
+        await _check_not_closed_again(fd)
     run(loop, main())
 
 

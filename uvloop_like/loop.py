@@ -39,6 +39,7 @@ from asyncio import futures as _futures
 from asyncio import tasks as _tasks
 
 from . import _compat, dns
+from ._futures import set_result_unless_cancelled
 from .datagram import DatagramMixin
 from .handles.core import LoopCore
 from .handles.poll import READABLE, PollHandle
@@ -716,7 +717,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         try:
             self._default_executor.shutdown(wait=True)
             if not self.is_closed():
-                self.call_soon_threadsafe(_set_result_unless_cancelled, future, None)
+                self.call_soon_threadsafe(set_result_unless_cancelled, future, None)
         except Exception as ex:
             if not self.is_closed() and not future.cancelled():
                 self.call_soon_threadsafe(future.set_exception, ex)
@@ -1032,7 +1033,3 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
             return await self._start_tls(transport, protocol, sslcontext, server_side,
                                          server_hostname, ssl_handshake_timeout, None)
 
-
-def _set_result_unless_cancelled(fut, result):
-    if not fut.cancelled():
-        fut.set_result(result)

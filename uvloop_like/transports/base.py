@@ -12,7 +12,11 @@ and ``_deliver_held``.
 """
 from __future__ import annotations
 
+import errno
+import functools
 import logging
+import os
+import socket
 
 logger = logging.getLogger("asyncio")
 
@@ -78,3 +82,91 @@ class PausableReading:
             self._start_reading()
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
+
+
+def _closed_descriptor():
+    return OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+class DescriptorSocket:
+    """A socket over a descriptor that libuv owns (rule 8: one descriptor
+    per connection): the object ``get_extra_info('socket')``'s
+    TransportSocket wraps.
+
+    Every call goes through a temporary ``socket.socket(fileno=fd)`` that
+    is detached before it is dropped, so nothing here ever closes the
+    descriptor, not even at garbage collection.  Once the transport closes
+    its handle (libuv closes the descriptor) ``fileno()`` is -1 and calls
+    fail with EBADF, as on a closed socket."""
+
+    __slots__ = ("_fd", "family", "type", "proto")
+
+    def __init__(self, fd, family, type, proto):  # noqa: A002 - socket's own names
+        self._fd = fd                          # libuv's descriptor; -1 once libuv closed it
+        self.family = family
+        self.type = type
+        self.proto = proto
+
+    def fileno(self):
+        return self._fd
+
+    def _closed(self):
+        """The transport's handle closed the descriptor."""
+        self._fd = -1
+
+    def _call(self, name, *args, **kwargs):
+        if self._fd < 0:
+            raise _closed_descriptor()
+        sock = socket.socket(self.family, self.type, self.proto, fileno=self._fd)
+        try:
+            return getattr(sock, name)(*args, **kwargs)
+        finally:
+            sock.detach()
+
+    def getsockopt(self, *args, **kwargs):
+        return self._call("getsockopt", *args, **kwargs)
+
+    def setsockopt(self, *args, **kwargs):
+        return self._call("setsockopt", *args, **kwargs)
+
+    def getsockname(self):
+        return self._call("getsockname")
+
+    def getpeername(self):
+        return self._call("getpeername")
+
+    def dup(self):
+        return self._call("dup")
+
+    def get_inheritable(self):
+        return self._call("get_inheritable")
+
+    def shutdown(self, how):
+        return self._call("shutdown", how)
+
+    def gettimeout(self):
+        return 0.0
+
+    def setblocking(self, flag):
+        if flag:
+            raise ValueError("setblocking(): transport sockets cannot be blocking")
+
+    def settimeout(self, value):
+        if value != 0:
+            raise ValueError("settimeout(): only 0 timeout is allowed on transport sockets")
+
+    def close(self):
+        """Closing is the transport's business (it closes the handle)."""
+
+    def detach(self):
+        raise OSError(errno.EPERM, "the descriptor belongs to the transport")
+
+    def __getattr__(self, name):
+        # The rest of socket.socket's methods (3.9/3.10's TransportSocket
+        # still forwards a few deprecated ones), through a temporary socket.
+        if name.startswith("_") or not callable(getattr(socket.socket, name, None)):
+            raise AttributeError(name)
+        return functools.partial(self._call, name)
+
+    def __repr__(self):
+        return f"<DescriptorSocket fd={self._fd}, family={self.family!s}, type={self.type!s}>"

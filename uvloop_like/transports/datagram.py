@@ -40,6 +40,7 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
 from .. import _compat
+from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.udp import NO_ADDRESS, UV_EAGAIN, UV_ECANCELED, UDPHandle, address, sockaddr
 from .base import TransportErrors
@@ -56,10 +57,6 @@ _READS_PER_WAKEUP = 32       # datagrams taken per readiness event (libuv's uv_u
 _SEND_EMPTY = _compat.PY313  # 3.13 sends empty datagrams; before, sendto(b"") did nothing
 _CACHE_MAX = 1024            # addresses remembered per transport, each way
 
-
-def _set_result_unless_cancelled(fut, result):
-    if not fut.cancelled():
-        fut.set_result(result)
 
 
 def _socket_extra(extra, sock):
@@ -166,7 +163,7 @@ class UDPTransport(_DatagramTransportBase):
         # only start reading when connection_made() has been called
         loop.call_soon(self._start_reading)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def _release(self):
         self._handle.close()  # libuv closes its dup; queued sends end with ECANCELED
@@ -445,7 +442,7 @@ class UnixDatagramTransport(_DatagramTransportBase):
         # only start reading when connection_made() has been called
         loop.call_soon(self._add_reader)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def _add_reader(self):
         if not self._closing and self._sock is not None:

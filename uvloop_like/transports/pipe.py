@@ -25,6 +25,7 @@ import stat
 import warnings
 from asyncio import transports as _transports
 
+from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
 from .base import PausableReading, TransportErrors, write_data
@@ -43,10 +44,6 @@ try:
 except ImportError:  # pragma: no cover
     _epoll = None
 
-
-def _set_result_unless_cancelled(fut, result):
-    if not fut.cancelled():
-        fut.set_result(result)
 
 
 def _check_pollable(fd):
@@ -189,7 +186,7 @@ class ReadPipeTransport(PausableReading, _PipeTransportBase, _transports.ReadTra
         # only start reading when connection_made() has been called
         loop.call_soon(self._start_reading)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def _start_reading(self):
         if not self.is_reading() or self._reading or self._handle.closed:
@@ -267,7 +264,7 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
             # only start watching when connection_made() has been called
             loop.call_soon(self._watch_reader)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def _watch_reader(self):
         if self._pipe is None or self._lost:

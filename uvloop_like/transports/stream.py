@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import contextvars
 import logging
-import os
 import socket
 import warnings
 from asyncio import constants as _constants
@@ -21,10 +20,11 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
 from .. import _compat
+from .._futures import set_result_unless_cancelled
 from .._ffi import CHAR_ARRAY, ffi, lib
 from ..errors import convert_error
 from ..handles.stream import UV_EAGAIN, UV_ECANCELED, UV_EOF, StreamHandle
-from .base import PausableReading, TransportErrors, write_data
+from .base import DescriptorSocket, PausableReading, TransportErrors, write_data
 
 logger = logging.getLogger("asyncio")
 
@@ -37,10 +37,6 @@ except AttributeError:  # pragma: no cover
     _SENDFILE_TRY_NATIVE = None
 
 
-def _set_result_unless_cancelled(fut, result):
-    if not fut.cancelled():
-        fut.set_result(result)
-
 
 class StreamTransport(TransportErrors, PausableReading, _transports._FlowControlMixin):
     """A connected TCP or unix stream socket owned by libuv."""
@@ -52,9 +48,9 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         extra = dict(extra or {})
         extra["socket"] = _trsock.TransportSocket(sock)
         super().__init__(extra, loop)
-        self._handle = handle                  # the StreamHandle; libuv owns a dup() of sock's fd
-        self._sock = sock                      # the caller's socket: stays usable until we close it
-        self._fd = sock.fileno()               # its descriptor, for the loop's registry
+        self._handle = handle                  # the StreamHandle; libuv owns the descriptor
+        self._sock = sock                      # DescriptorSocket over it (never closes it)
+        self._fd = sock.fileno()               # the descriptor, for the loop's registry
         self._server = server                  # the Server that accepted us, or None
         self._protocol = None
         self._protocol_connected = False
@@ -83,7 +79,7 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         loop.call_soon(self._protocol.connection_made, self)
         loop.call_soon(self._start_reading)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self):
         info = [self.__class__.__name__]
@@ -466,21 +462,19 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         if handle is not None:
             if self._loop is not None and self._loop._transports.get(self._fd) is self:
                 del self._loop._transports[self._fd]
-            handle.close()  # libuv closes its dup; queued writes end with ECANCELED
-        if self._sock is not None:
-            self._sock.close()  # and we close the caller's socket, as stdlib does
-            self._sock = None
+            handle.close()  # libuv closes the descriptor; queued writes end with ECANCELED
+        self._sock._closed()  # get_extra_info('socket') now reports fd -1, as a closed socket
 
 
 def adopt_socket(loop, sock, protocol, waiter=None, extra=None, server=None):
     """Make a StreamTransport of a connected stream socket.
 
-    libuv adopts a dup() of the socket's descriptor and closes it; the
-    caller's socket object stays open (its fileno() valid, setsockopt()
-    working, as with stdlib) until the transport closes it in
-    connection_lost.  Each descriptor has exactly one owner and is closed
-    exactly once.  If adoption fails, the dup is closed here and ``sock`` is
-    left to the caller, untouched."""
+    libuv adopts the socket's own descriptor (rule 8: one descriptor per
+    connection) and closes it when the transport closes; ``sock`` is then
+    detached (its fileno() is -1, closing it does nothing), and
+    get_extra_info('socket') is a TransportSocket over libuv's descriptor
+    that never closes it.  If adoption fails, ``sock`` is left to the
+    caller, untouched."""
     tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
     extra = dict(extra or {})
     try:
@@ -499,13 +493,16 @@ def adopt_socket(loop, sock, protocol, waiter=None, extra=None, server=None):
             pass
     sock.setblocking(False)
     handle = StreamHandle(loop, tcp=tcp)
-    fd = -1
     try:
-        fd = os.dup(sock.fileno())
-        handle.open(fd)
+        handle.open(sock.fileno())
     except BaseException:
-        if fd >= 0:
-            os.close(fd)  # libuv did not take it
-        handle.close()
+        handle.close()  # libuv did not take the descriptor: closing it leaves it alone
         raise
-    return StreamTransport(loop, handle, protocol, waiter, extra, server, sock)
+    family, type_, proto = sock.family, sock.type, sock.proto
+    view = DescriptorSocket(sock.detach(), family, type_, proto)
+    try:
+        return StreamTransport(loop, handle, protocol, waiter, extra, server, view)
+    except BaseException:
+        handle.close()  # the descriptor is libuv's now: closed with it, once
+        view._closed()
+        raise
