@@ -20,8 +20,8 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
 from .. import _compat
-from .._futures import set_result_unless_cancelled
 from .._ffi import CHAR_ARRAY, ffi, lib
+from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.stream import UV_EAGAIN, UV_ECANCELED, UV_EOF, StreamHandle
 from .base import DescriptorSocket, PausableReading, TransportErrors, write_data
