@@ -5,9 +5,7 @@ the Python socket) runs out near 6,000; with one per connection, as stdlib
 and uvloop hold, 10,000 fit.  The clients live in another process so that
 only the server's own descriptors count against this process's limit.
 
-Heavy (about a minute on a loaded 2-core machine): it runs once, in the
-main unit run, not again in the PYTHONASYNCIODEBUG run nor in each test-all
-interpreter column (see ``run_once_here``).
+Part of the reliability suite: it runs once per CI (make test-reliability).
 """
 from __future__ import annotations
 
@@ -23,16 +21,6 @@ from loop_testutil import run
 
 CONNECTIONS = 10_000
 LIMIT = 12_000
-
-
-def run_once_here():
-    """Skip the heavy tests outside the main unit run: in the debug-mode
-    run (PYTHONASYNCIODEBUG) and in test-all's per-interpreter venvs
-    (.venv-<tag>)."""
-    if os.environ.get("PYTHONASYNCIODEBUG"):
-        pytest.skip("heavy: runs once, in the non-debug unit run")
-    if os.path.basename(sys.prefix) != ".venv":
-        pytest.skip("heavy: runs once, in the main venv's unit run")
 
 
 _CLIENT = textwrap.dedent("""
@@ -57,7 +45,6 @@ def _count_fds():
 
 @pytest.mark.timeout(300)
 def test_ten_thousand_connections_under_12000_descriptors(loop):
-    run_once_here()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < LIMIT:
         pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {LIMIT}")
