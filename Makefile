@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor
 PYTEST_FLAGS ?= -q
 HYPOTHESIS := 'hypothesis>=6.100,<7'
 
-.PHONY: test test-unit test-unit-core test-debug test-reliability test-all check-dist conformance bench lint clean dev
+.PHONY: test test-unit test-unit-core test-debug test-reliability test-all check-dist conformance bench lint clean dev docs
 
 dev: $(STAMP)
 
@@ -62,7 +62,7 @@ conformance: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install -q 'ruff==0.17.6'
-	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py
+	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py docs/gen_plots.py
 
 # The unit suite on every supported interpreter installed here (CPython 3.9-3.13
 # from pyenv or PATH, PyPy 3.9 as pypy3), one venv each: .venv-3.9 ... .venv-pypy3.
@@ -83,5 +83,17 @@ bench: $(STAMP)
 		echo "wrk not installable here: the HTTP workloads use the Python client"
 	$(PY) -m bench
 
+# The documentation site (mkdocs.yml) into site/; its hook docs/gen_plots.py
+# draws the benchmark figures from docs/bench/bench-run.json first.
+DOCS_STAMP := $(VENV)/.uvloop_like-docs
+DOCS_DEPS := 'mkdocs>=1.6,<2' 'mkdocs-material>=9.5,<10' 'mkdocstrings[python]>=1,<2' 'matplotlib>=3.7,<4'
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q --prefer-binary $(DOCS_DEPS)
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
 clean:
-	rm -rf build dist *.egg-info uvloop_like/_uv*.so uvloop_like/_uv.c .venv .venv-* .pytest_cache
+	rm -rf build dist site *.egg-info uvloop_like/_uv*.so uvloop_like/_uv.c .venv .venv-* .pytest_cache

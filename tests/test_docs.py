@@ -1,0 +1,87 @@
+"""Every function the documentation names exists.
+
+The README, CONTRIBUTING.md, CHANGELOG.md and every page under docs/ are scanned
+for ``uvloop_like.<dotted name>`` (resolved attribute by attribute, importing
+submodules as needed) and ``loop.<name>(`` (a method of ``uvloop_like.Loop``).
+A doc that names something the code does not have fails here, so the docs
+cannot drift into describing functions that were renamed or never landed.
+"""
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import re
+
+import pytest
+
+import uvloop_like
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Not preceded by a path or word character: "uvloop_like/_native" and
+# "pip install uvloop_like-0.1.0" are not Python names.
+_MODULE_NAME = re.compile(r"(?<![\w/.-])uvloop_like((?:\.[A-Za-z_]\w*)+)")
+# loop.create_server(, self.loop.call_soon( -- but not event_loop.x( or my_loop.x(.
+_LOOP_METHOD = re.compile(r"(?<![\w])loop\.([A-Za-z_]\w*)\(")
+
+
+def doc_files():
+    files = [os.path.join(ROOT, name) for name in ("README.md", "CONTRIBUTING.md", "CHANGELOG.md")]
+    files += sorted(glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
+    return [f for f in files if os.path.exists(f)]
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def resolve(dotted: str):
+    """getattr along ``dotted`` from uvloop_like, importing submodules on the way."""
+    obj = uvloop_like
+    path = "uvloop_like"
+    for part in dotted.split("."):
+        path += "." + part
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:
+            obj = importlib.import_module(path)
+        except ImportError as exc:
+            raise AttributeError("%s does not exist (%s)" % (path, exc)) from None
+    return obj
+
+
+def _mentions(pattern):
+    found = {}
+    for path in doc_files():
+        for lineno, line in enumerate(_read(path).splitlines(), 1):
+            for m in pattern.finditer(line):
+                found.setdefault(m.group(1).lstrip("."), []).append("%s:%d" % (os.path.relpath(path, ROOT), lineno))
+    return found
+
+
+def test_docs_are_found():
+    names = [os.path.relpath(f, ROOT) for f in doc_files()]
+    assert "README.md" in names and os.path.join("docs", "api.md") in names
+    # The scan is not vacuous: the README names run(), the user guide loop.set_debug().
+    assert "run" in _mentions(_MODULE_NAME)
+    assert "set_debug" in _mentions(_LOOP_METHOD)
+
+
+@pytest.mark.parametrize("dotted", sorted(_mentions(_MODULE_NAME)))
+def test_named_uvloop_like_attribute_exists(dotted):
+    where = ", ".join(_mentions(_MODULE_NAME)[dotted][:5])
+    try:
+        resolve(dotted)
+    except AttributeError as exc:
+        pytest.fail("uvloop_like.%s is named in %s but: %s" % (dotted, where, exc))
+
+
+@pytest.mark.parametrize("method", sorted(_mentions(_LOOP_METHOD)))
+def test_named_loop_method_exists(method):
+    where = ", ".join(_mentions(_LOOP_METHOD)[method][:5])
+    assert callable(getattr(uvloop_like.Loop, method, None)), (
+        "loop.%s() is named in %s but uvloop_like.Loop has no such method" % (method, where)
+    )
