@@ -62,7 +62,7 @@ conformance: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install -q 'ruff==0.17.6'
-	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py docs/gen_plots.py
+	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py docs/gen_plots.py docs/nav_hook.py
 
 # The unit suite on every supported interpreter installed here (CPython 3.9-3.13
 # from pyenv or PATH, PyPy 3.9 as pypy3), one venv each: .venv-3.9 ... .venv-pypy3.

@@ -1,6 +1,6 @@
-"""The README's first Python example runs verbatim, on every interpreter the suite
-runs on (make test-all: CPython 3.9-3.13 and PyPy 3.9), and prints what its
-comments say it prints.
+"""The README's first Python example (and the docs site's home page's) runs
+verbatim on every interpreter the suite runs on (make test-all: CPython
+3.9-3.13 and PyPy 3.9), and prints what its comments say it prints.
 
 It runs in a fresh interpreter: the example calls uvloop_like.install(), which
 sets the process-wide event loop policy, and a reader copies it into a fresh
@@ -13,8 +13,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = os.path.join(ROOT, "README.md")
+# The first example a reader meets, on GitHub and on the docs site.
+EXAMPLES = ["README.md", os.path.join("docs", "index.md")]
 
 # ```python ... ``` fences at the start of a line.
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -24,7 +27,7 @@ _PRINT_COMMENT = re.compile(r"^print\(.*\)\s+#\s*(.+)$")
 
 def first_python_block(text: str) -> str:
     match = _BLOCK.search(text)
-    assert match is not None, "README.md has no ```python block"
+    assert match is not None, "no ```python block"
     return match.group(1)
 
 
@@ -33,12 +36,13 @@ def expected_output(code: str) -> list:
     return [m.group(1).strip() for m in map(_PRINT_COMMENT.match, code.splitlines()) if m]
 
 
-def test_readme_first_example_runs_verbatim(tmp_path):
-    with open(README, encoding="utf-8") as f:
+@pytest.mark.parametrize("doc", EXAMPLES)
+def test_first_example_runs_verbatim(tmp_path, doc):
+    with open(os.path.join(ROOT, doc), encoding="utf-8") as f:
         code = first_python_block(f.read())
     expected = expected_output(code)
     # Not vacuous: the example says what it prints, and the test holds it to that.
-    assert expected, "the README example's print() calls should say what they print"
+    assert expected, "the example's print() calls should say what they print"
     script = tmp_path / "readme_example.py"
     script.write_text(code, encoding="utf-8")
     env = dict(os.environ)
