@@ -8,10 +8,13 @@ cannot drift into describing functions that were renamed or never landed.
 """
 from __future__ import annotations
 
+import ast
 import glob
 import importlib
+import importlib.util
 import os
 import re
+import types
 
 import pytest
 
@@ -37,11 +40,30 @@ def _read(path):
         return f.read()
 
 
+def _top_level_names(filename):
+    with open(filename, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
 def resolve(dotted: str):
-    """getattr along ``dotted`` from uvloop_like, importing submodules on the way."""
+    """getattr along ``dotted`` from uvloop_like, importing submodules on the way.
+
+    A submodule that exists but cannot be imported here because an optional
+    dependency is missing (uvloop_like.gunicorn without gunicorn) is checked
+    from its source instead: the next name must be defined at its top level."""
     obj = uvloop_like
     path = "uvloop_like"
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
         path += "." + part
         if hasattr(obj, part):
             obj = getattr(obj, part)
@@ -49,7 +71,14 @@ def resolve(dotted: str):
         try:
             obj = importlib.import_module(path)
         except ImportError as exc:
-            raise AttributeError("%s does not exist (%s)" % (path, exc)) from None
+            spec = importlib.util.find_spec(path) if isinstance(obj, types.ModuleType) else None
+            origin = getattr(spec, "origin", None) or ""
+            if not origin.endswith(".py"):
+                raise AttributeError("%s does not exist (%s)" % (path, exc)) from None
+            rest = parts[i + 1:]
+            if rest and rest[0] not in _top_level_names(origin):
+                raise AttributeError("%s.%s is not defined in %s" % (path, rest[0], origin)) from None
+            return origin
     return obj
 
 
