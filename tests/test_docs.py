@@ -114,3 +114,30 @@ def test_named_loop_method_exists(method):
     assert callable(getattr(uvloop_like.Loop, method, None)), (
         "loop.%s() is named in %s but uvloop_like.Loop has no such method" % (method, where)
     )
+
+
+# The README's "run B" columns are the checked-in benchmark run the docs site plots
+# (docs/bench/bench-run.json): a new run must update both.
+_README_ROWS = {"core": "| loop core", "stream": "| TCP and unix echo", "http": "| HTTP", "udp": "| UDP",
+                "subprocess": "| subprocesses", "tls": "| TLS"}
+
+
+def test_readme_benchmark_figures_match_the_plotted_run():
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "docs"))
+    try:
+        import gen_plots
+    finally:
+        sys.path.pop(0)
+    means = gen_plots.group_means(gen_plots.load(gen_plots.DEFAULT_JSON))
+    assert set(means) == set(_README_ROWS)
+    lines = _read(os.path.join(ROOT, "README.md")).splitlines()
+    for group, prefix in _README_ROWS.items():
+        row = [ln for ln in lines if ln.startswith(prefix)]
+        assert len(row) == 1, (group, row)
+        cells = [c.strip() for c in row[0].strip("|").split("|")]
+        like, uv = means[group]["uvloop_like"], means[group]["uvloop"]
+        # | workloads | vs stdlib A | vs stdlib B | vs uvloop A | vs uvloop B |
+        assert cells[2] == "%.2fx" % like, (group, cells)
+        assert cells[4] == "%.2fx" % (like / uv), (group, cells)
