@@ -276,6 +276,17 @@ int uvl_udp_addr_parts(const char *sa, char *host, size_t hostlen, int *port,
 """
 CDEF += CDEF_UDP
 
+# --- closed loop: the guarded entry points (uvl.c's "closed loop" section) ---
+CDEF_CLOSED_LOOP = """
+#define UVL_ECLOSED ...
+
+int uvl_loop_is_closed(uvl_loop_t *l);
+int uvl_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd);
+int uvl_poll_stop(uv_poll_t *handle);
+int uvl_cancel(uv_req_t *req);
+"""
+CDEF += CDEF_CLOSED_LOOP
+
 
 # --- libuv sources ---------------------------------------------------------
 

@@ -98,6 +98,9 @@ def _gaierror(code):
 
 
 async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
+    # stdlib's run_in_executor() refuses a closed loop before the arguments
+    # are looked at.
+    loop._check_closed()
     bhost = _encode_host(host)
     bport = _encode_port(port)
     family = _int_arg(family)
@@ -133,6 +136,7 @@ def _numeric_family(host):
 
 
 async def getnameinfo(loop, sockaddr, flags=0):
+    loop._check_closed()  # first, as stdlib's run_in_executor()
     family = None
     if (isinstance(sockaddr, tuple) and len(sockaddr) in (2, 4)
             and isinstance(sockaddr[0], str) and isinstance(flags, int)

@@ -25,6 +25,7 @@ _EAI_NAMES = {
 }
 
 _cache: dict = {}
+_ECLOSED = lib.UVL_ECLOSED  # uvl.c: the loop is closed
 
 
 def uv_err_name(status: int) -> str:
@@ -44,6 +45,9 @@ def convert_error(status: int) -> BaseException:
     same strerror that the stdlib loop produces; getaddrinfo errors become
     socket.gaierror with the platform's EAI_* code and gai_strerror text.
     """
+    if status == _ECLOSED:
+        # uvl.c refused a call on a closed loop (DESIGN.md rule 10).
+        return RuntimeError("Event loop is closed")
     name = uv_err_name(status)
     if name.startswith("EAI_"):
         eai = getattr(socket, _EAI_NAMES.get(name, name), None)

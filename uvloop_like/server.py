@@ -86,6 +86,10 @@ class ServerMixin:
                 hosts = [host]
             else:
                 hosts = host
+            # gather() below binds its tasks to the running loop (or, with none
+            # running, to the policy's): refuse here, not in a task that a
+            # coro.send() driver would wait for forever.
+            self._check_closed()
             lookups = [self._create_server_getaddrinfo(h, port, family=family, flags=flags)
                        for h in hosts]
             infos = await _tasks.gather(*lookups)

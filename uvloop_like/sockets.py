@@ -311,6 +311,9 @@ class SocketOpsMixin:
         blocksize = count if count else fsize
         if not blocksize:
             return 0  # empty file
+        # Before the first os.sendfile, not after it as stdlib (whose next
+        # add_writer refuses): the same exception, no bytes sent.
+        self._check_closed()
         total = [0]
         pos = [offset]
         fut = self.create_future()
@@ -359,6 +362,7 @@ class SocketOpsMixin:
             total[0] += sent
 
     async def _sock_sendfile_fallback(self, sock, file, offset, count):
+        self._check_closed()  # stdlib's run_in_executor refuses
         if offset:
             file.seek(offset)
         blocksize = min(count, _SENDFILE_FALLBACK_CHUNK) if count else _SENDFILE_FALLBACK_CHUNK

@@ -333,6 +333,9 @@ class StreamConnectMixin:
         blocksize = count if count else fsize
         if not blocksize:
             return 0  # empty file, as stdlib
+        # A closed loop has closed the transport's descriptor: never pass
+        # that number (maybe reused by now) to os.sendfile.
+        self._check_closed()
 
         resume_reading = transport.is_reading()
         transport.pause_reading()
@@ -347,6 +350,7 @@ class StreamConnectMixin:
                 transport.resume_reading()
 
     async def _sendfile_fallback(self, transport, file, offset, count):
+        self._check_closed()  # stdlib's run_in_executor refuses
         if offset:
             file.seek(offset)
         blocksize = min(count, _SENDFILE_FALLBACK_BLOCK) if count else _SENDFILE_FALLBACK_BLOCK

@@ -113,6 +113,9 @@ class SubprocessMixin:
 
     async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr,
                                          bufsize, extra=None, **kwargs):
+        # Before the child starts: stdlib notices the closed loop only after
+        # spawning it, and leaves it and its pipes behind.
+        self._check_closed()
         waiter = self.create_future()
         transp = SubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
                                      waiter=waiter, extra=extra, **kwargs)

@@ -51,7 +51,77 @@ typedef struct {
     int overflow;           /* set when the events array could not grow */
     char *arena;            /* UVL_ARENA_SIZE bytes for reads (see above) */
     size_t arena_used;
+    int closed;             /* set by uvl_loop_close(): see "closed loop" below */
 } uvl_loop_t;
+
+/* ---- closed loop ---- (DESIGN.md rule 10) ------------------------------
+ *
+ * Once uvl_loop_close() has run, libuv has torn the uv_loop_t down (and a
+ * debug build of libuv overwrites it): initialising a handle or a request
+ * on it, or starting anything on a handle of it, would write through
+ * freed pointers or trip a libuv assertion.  Python refuses first
+ * (handles/base.py, handles/dns.py); as a second line of defence, every
+ * helper below that takes a loop, a handle or a request checks the loop's
+ * `closed` flag (it lives outside the uv_loop_t, so libuv never clobbers
+ * it) and returns UVL_ECLOSED without touching libuv.  errors.py turns that
+ * code into RuntimeError('Event loop is closed').  A handle's ->loop stays
+ * valid after close: the Python wrapper keeps the loop's memory alive. */
+#define UVL_ECLOSED (-30000)   /* far from every UV_E* and UV_EAI_* code */
+
+/* 0 when `loop` is open; UVL_ECLOSED when closed; UV_EINVAL for no loop
+ * (a handle whose init never ran). */
+static int uvl_loop_check(const uv_loop_t *loop)
+{
+    if (loop == NULL)
+        return UV_EINVAL;
+    return ((const uvl_loop_t *)loop)->closed ? UVL_ECLOSED : 0;
+}
+
+#define UVL_CHECK_LOOP(loop) do { int uvl_chk_ = uvl_loop_check(loop); \
+                                  if (uvl_chk_ != 0) return uvl_chk_; } while (0)
+#define UVL_CHECK_HANDLE(h) UVL_CHECK_LOOP(((const uv_handle_t *)(h))->loop)
+
+static int uvl_loop_is_closed(uvl_loop_t *l)
+{
+    return l->closed;
+}
+
+static int uvl_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd)
+{
+    UVL_CHECK_LOOP(loop);
+    return uv_poll_init(loop, handle, fd);
+}
+
+static int uvl_poll_stop(uv_poll_t *handle)
+{
+    UVL_CHECK_HANDLE(handle);
+    return uv_poll_stop(handle);
+}
+
+/* uv_cancel for the requests that know their loop (the thread-pool ones). */
+static int uvl_cancel(uv_req_t *req)
+{
+    switch (req->type) {
+    case UV_GETADDRINFO:
+        UVL_CHECK_LOOP(((uv_getaddrinfo_t *)req)->loop);
+        break;
+    case UV_GETNAMEINFO:
+        UVL_CHECK_LOOP(((uv_getnameinfo_t *)req)->loop);
+        break;
+    case UV_FS:
+        UVL_CHECK_LOOP(((uv_fs_t *)req)->loop);
+        break;
+    case UV_WORK:
+        UVL_CHECK_LOOP(((uv_work_t *)req)->loop);
+        break;
+    default:
+        return UV_EINVAL;
+    }
+    return uv_cancel(req);
+}
+
+/* (uv_process_kill needs no check: it only kill(2)s the pid, which
+ * stdlib's transports also do after their loop has closed.) */
 
 /* A stream handle (TCP or pipe) and the BufferedProtocol buffer Python has
  * posted for its next read. */
@@ -132,6 +202,7 @@ static int uvl_loop_init(uvl_loop_t *l)
     l->overflow = 0;
     l->arena = (char *)malloc(UVL_ARENA_SIZE);
     l->arena_used = 0;
+    l->closed = 0;
     if (l->arena == NULL) {
         uv_close((uv_handle_t *)&l->wake_timer, NULL);
         uv_close((uv_handle_t *)&l->wakeup, NULL);
@@ -148,6 +219,8 @@ static int uvl_loop_init(uvl_loop_t *l)
  * lack of memory. */
 static int uvl_run(uvl_loop_t *l, int64_t timeout_ms)
 {
+    if (l->closed)
+        return UVL_ECLOSED;
     l->nevents = 0;
     l->arena_used = 0;
     if (timeout_ms == 0) {
@@ -178,6 +251,9 @@ static int uvl_wakeup(uvl_loop_t *l)
 static int uvl_loop_close(uvl_loop_t *l)
 {
     int r;
+    if (l->closed)
+        return 0;
+    l->closed = 1;
     if (!uv_is_closing((uv_handle_t *)&l->wake_timer))
         uv_close((uv_handle_t *)&l->wake_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&l->wakeup))
@@ -195,11 +271,14 @@ static int uvl_loop_close(uvl_loop_t *l)
 
 static int uvl_poll_start(uv_poll_t *handle, int events)
 {
+    UVL_CHECK_HANDLE(handle);
     return uv_poll_start(handle, events, uvl_poll_cb);
 }
 
 static void uvl_close(uv_handle_t *handle)
 {
+    if (uvl_loop_check(handle->loop) != 0)
+        return;  /* closed with its loop (or never initialised) */
     if (!uv_is_closing(handle))
         uv_close(handle, uvl_close_cb);
 }
@@ -209,6 +288,7 @@ static int uvl_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req,
                            int family, int socktype, int protocol, int flags)
 {
     struct addrinfo hints;
+    UVL_CHECK_LOOP(loop);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = family;
     hints.ai_socktype = socktype;
@@ -250,6 +330,7 @@ static int uvl_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, int family,
                            unsigned int scope_id, int flags)
 {
     struct sockaddr_storage ss;
+    UVL_CHECK_LOOP(loop);
     memset(&ss, 0, sizeof(ss));
     if (family == AF_INET) {
         struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
@@ -332,73 +413,88 @@ static void uvl_connection_cb(uv_stream_t *server, int status)
 
 static int uvl_tcp_init(uv_loop_t *loop, uvl_stream_t *s)
 {
+    UVL_CHECK_LOOP(loop);
     return uv_tcp_init(loop, &s->u.tcp);
 }
 
 static int uvl_pipe_init(uv_loop_t *loop, uvl_stream_t *s, int ipc)
 {
+    UVL_CHECK_LOOP(loop);
     return uv_pipe_init(loop, &s->u.pipe, ipc);
 }
 
 static int uvl_tcp_open(uvl_stream_t *s, int fd)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_tcp_open(&s->u.tcp, (uv_os_sock_t)fd);
 }
 
 static int uvl_pipe_open(uvl_stream_t *s, int fd)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_pipe_open(&s->u.pipe, (uv_file)fd);
 }
 
 static int uvl_tcp_nodelay(uvl_stream_t *s, int enable)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_tcp_nodelay(&s->u.tcp, enable);
 }
 
 static int uvl_read_start(uvl_stream_t *s)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_read_start(&s->u.stream, uvl_alloc_cb, uvl_read_cb);
 }
 
 static int uvl_read_stop(uvl_stream_t *s)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_read_stop(&s->u.stream);
 }
 
 static int uvl_try_write(uvl_stream_t *s, const char *data, size_t len)
 {
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    UVL_CHECK_HANDLE(s);
     return uv_try_write(&s->u.stream, &buf, 1);
 }
 
 static int uvl_try_writev(uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_try_write(&s->u.stream, bufs, nbufs);
 }
 
 static int uvl_write(uv_write_t *req, uvl_stream_t *s, const char *data, size_t len)
 {
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    UVL_CHECK_HANDLE(s);
     return uv_write(req, &s->u.stream, &buf, 1, uvl_write_cb);
 }
 
 static int uvl_writev(uv_write_t *req, uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_write(req, &s->u.stream, bufs, nbufs, uvl_write_cb);
 }
 
 static int uvl_shutdown(uv_shutdown_t *req, uvl_stream_t *s)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_shutdown(req, &s->u.stream, uvl_shutdown_cb);
 }
 
 static int uvl_listen(uvl_stream_t *s, int backlog)
 {
+    UVL_CHECK_HANDLE(s);
     return uv_listen(&s->u.stream, backlog, uvl_connection_cb);
 }
 
 static int uvl_accept(uvl_stream_t *server, uvl_stream_t *client)
 {
+    UVL_CHECK_HANDLE(server);
+    UVL_CHECK_HANDLE(client);
     return uv_accept(&server->u.stream, &client->u.stream);
 }
 
@@ -409,6 +505,7 @@ static size_t uvl_write_queue_size(uvl_stream_t *s)
 
 static int uvl_stream_fileno(uvl_stream_t *s)
 {
+    UVL_CHECK_HANDLE(s);
     uv_os_fd_t fd;
     int r = uv_fileno(&s->u.handle, &fd);
     return r < 0 ? r : (int)fd;
@@ -447,6 +544,8 @@ static int uvl_spawn(uv_loop_t *loop, uv_process_t *p, const char *file,
     uv_stdio_container_t *stdio = storage;
     int i, r;
 
+    *linked = 0;
+    UVL_CHECK_LOOP(loop);
     if (nfds > (int)(sizeof(storage) / sizeof(storage[0]))) {
         stdio = (uv_stdio_container_t *)malloc((size_t)nfds * sizeof(*stdio));
         if (stdio == NULL) {
@@ -795,6 +894,7 @@ static void uvl_udp_send_cb(uv_udp_send_t *req, int status)
 
 static int uvl_udp_init(uv_loop_t *loop, uvl_udp_t *u)
 {
+    UVL_CHECK_LOOP(loop);
     u->batch = NULL;
     u->got = 0;
     return uv_udp_init_ex(loop, &u->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
@@ -805,16 +905,19 @@ static int uvl_udp_init(uv_loop_t *loop, uvl_udp_t *u)
  * so no flags. */
 static int uvl_udp_open(uvl_udp_t *u, int fd)
 {
+    UVL_CHECK_HANDLE(u);
     return uv_udp_open_ex(&u->udp, (uv_os_sock_t)fd, 0);
 }
 
 static int uvl_udp_recv_start(uvl_udp_t *u)
 {
+    UVL_CHECK_HANDLE(u);
     return uv_udp_recv_start(&u->udp, uvl_udp_alloc_cb, uvl_udp_recv_cb);
 }
 
 static int uvl_udp_recv_stop(uvl_udp_t *u)
 {
+    UVL_CHECK_HANDLE(u);
     return uv_udp_recv_stop(&u->udp);
 }
 
@@ -823,6 +926,7 @@ static int uvl_udp_recv_stop(uvl_udp_t *u)
 static int uvl_udp_try_send(uvl_udp_t *u, const char *data, size_t len, const char *addr)
 {
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    UVL_CHECK_HANDLE(u);
     return uv_udp_try_send(&u->udp, &buf, 1, (const struct sockaddr *)addr);
 }
 
@@ -832,11 +936,13 @@ static int uvl_udp_send(uv_udp_send_t *req, uvl_udp_t *u, const char *data, size
                         const char *addr)
 {
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    UVL_CHECK_HANDLE(u);
     return uv_udp_send(req, &u->udp, &buf, 1, (const struct sockaddr *)addr, uvl_udp_send_cb);
 }
 
 static int uvl_udp_fileno(uvl_udp_t *u)
 {
+    UVL_CHECK_HANDLE(u);
     uv_os_fd_t fd;
     int r = uv_fileno((uv_handle_t *)&u->udp, &fd);
     return r < 0 ? r : (int)fd;

@@ -20,6 +20,14 @@ from __future__ import annotations
 from .._ffi import HANDLE_P, ffi, lib
 
 
+def check_open(loop):
+    """Refuse to start anything on a closed loop, as stdlib does: libuv has
+    torn the loop down (the native layer refuses too, see uvl.c's "closed
+    loop" section; this check comes first and keeps the message exact)."""
+    if loop._closed:
+        raise RuntimeError("Event loop is closed")
+
+
 class UVHandle:
     """Owner of one ``uv_*_t`` (see module docstring for the rules)."""
 
@@ -30,6 +38,7 @@ class UVHandle:
     _ctype = HANDLE_P
 
     def __init__(self, loop):
+        check_open(loop)
         self._loop = loop
         self._ptr = ffi.new(self._ctype)
         self._data = ffi.new_handle(self)

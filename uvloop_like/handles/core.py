@@ -62,7 +62,9 @@ class LoopCore:
         dispatched are saved, their data copied out of the arena (which the
         next run reuses), and ``dispatch_pending`` delivers them later."""
         if n < 0:
-            raise MemoryError("uvloop_like: cannot record libuv completions")
+            if n == -1:
+                raise MemoryError("uvloop_like: cannot record libuv completions")
+            raise convert_error(n)  # the loop is closed (uvl_run refused)
         events = self.ptr.events
         from_handle = ffi.from_handle
         arena = self.arena

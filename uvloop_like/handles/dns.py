@@ -6,6 +6,7 @@ import socket
 
 from .._ffi import CHAR_ARRAY, GETADDRINFO_P, GETNAMEINFO_P, INT_P, REQ_P, UINT_P, ffi, lib
 from ..errors import convert_error
+from .base import check_open
 
 _HOSTLEN = 64  # > INET6_ADDRSTRLEN (46)
 
@@ -35,6 +36,7 @@ class _Request:
     _ctype = None
 
     def __init__(self, loop, callback):
+        check_open(loop)
         self._loop = loop
         self._ptr = ffi.new(self._ctype)
         self._data = ffi.new_handle(self)
@@ -52,7 +54,7 @@ class _Request:
         """Ask libuv to cancel the request if the pool has not started it;
         the completion then arrives with UV_ECANCELED."""
         if not self.done:
-            lib.uv_cancel(ffi.cast(REQ_P, self._ptr))
+            lib.uvl_cancel(ffi.cast(REQ_P, self._ptr))
 
     def _on_complete(self, status):
         self.done = True

@@ -23,7 +23,7 @@ class PollHandle(UVHandle):
         self.fd = fd
         self.events = 0
         self.on_event = on_event
-        status = lib.uv_poll_init(ffi.cast(LOOP_P, loop._core.ptr), self._ptr, fd)
+        status = lib.uvl_poll_init(ffi.cast(LOOP_P, loop._core.ptr), self._ptr, fd)
         if status < 0:
             raise convert_error(status)
         self._activated()
@@ -37,7 +37,7 @@ class PollHandle(UVHandle):
             if status < 0:
                 raise convert_error(status)
         else:
-            lib.uv_poll_stop(self._ptr)
+            lib.uvl_poll_stop(self._ptr)
         self.events = events
 
     def _on_poll(self, status, events):

@@ -198,7 +198,7 @@ class SpawnedChild(PollHandle):
             if pidfd < 0:
                 raise convert_error(pidfd)  # out of descriptors, say
             self.fd = pidfd
-            status = lib.uv_poll_init(ffi.cast(LOOP_P, self._loop._core.ptr), self._ptr, pidfd)
+            status = lib.uvl_poll_init(ffi.cast(LOOP_P, self._loop._core.ptr), self._ptr, pidfd)
             if status < 0:
                 os.close(pidfd)
                 raise convert_error(status)
