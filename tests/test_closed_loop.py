@@ -14,14 +14,18 @@ a closed loop, and so does uvl.c when Python's check is bypassed.
 """
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import weakref
 
 import pytest
 from closed_loop_cases import CASES, CLOSED
-from conftest import LOOP_KINDS
+from conftest import LOOP_KINDS, new_loop
 from loop_testutil import ROOT, describe_crash, run_python
 
 MODES = ("send", "await")
@@ -274,3 +278,72 @@ def test_handle_wrappers_on_closed_loop():
     if proc.returncode != 0:
         pytest.fail(describe_crash(proc), pytrace=False)
     assert "RESULTS []" in proc.stdout, proc.stdout + proc.stderr
+
+
+# --- a closed loop dies by reference counting -----------------------------------------
+
+async def _small(loop):
+    await asyncio.sleep(0)
+
+
+async def _busy(loop):
+    """A bit of everything: DNS, TCP and unix servers and connections, UDP,
+    pipes, a child process, the executor, timers."""
+    await loop.getaddrinfo("127.0.0.1", 80)
+    await loop.getaddrinfo("localhost", 80)
+    await loop.getnameinfo(("127.0.0.1", 80))
+    srv = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    tr.write(b"x")
+    tr.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s")
+        usrv = await loop.create_unix_server(asyncio.Protocol, path)
+        utr, _ = await loop.create_unix_connection(asyncio.Protocol, path)
+        utr.close()
+        usrv.close()
+        await usrv.wait_closed()
+    srv.close()
+    await srv.wait_closed()
+    dtr, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                 local_addr=("127.0.0.1", 0))
+    dtr.sendto(b"x", dtr.get_extra_info("sockname"))
+    await asyncio.sleep(0.01)
+    dtr.close()
+    r, w = os.pipe()
+    rtr, _ = await loop.connect_read_pipe(asyncio.Protocol, os.fdopen(r, "rb", 0))
+    wtr, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(w, "wb", 0))
+    wtr.write(b"x")
+    wtr.close()
+    rtr.close()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await proc.wait()
+    await loop.run_in_executor(None, int)
+    loop.call_later(3600, int)
+    await asyncio.sleep(0.01)
+    await loop.shutdown_default_executor()
+
+
+@pytest.mark.skipif(sys.implementation.name == "pypy",
+                    reason="PyPy has no reference counting: only its GC frees anything")
+@pytest.mark.parametrize("scenario", [_small, _busy], ids=["small", "busy"])
+@pytest.mark.parametrize("kind", LOOP_KINDS)
+def test_closed_loop_dies_by_refcount(kind, scenario):
+    """Once closed and unreferenced, the loop is freed at once, as stdlib's
+    is: no reference cycle leaves it (and whatever it holds) to the cyclic
+    garbage collector."""
+    loop = new_loop(kind)
+    try:
+        loop.run_until_complete(asyncio.wait_for(scenario(loop), 60))
+    finally:
+        loop.close()
+    gc.collect()
+    gc.disable()
+    try:
+        ref = weakref.ref(loop)
+        del loop
+        alive = ref() is not None
+    finally:
+        gc.enable()
+    assert not alive, "the closed loop is kept alive by a reference cycle"

@@ -307,6 +307,10 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         while self._uv_handles or self._uv_requests:
             core.run_once(-1)
         core.close()
+        # The selector's poll handle refers back to the loop (its _loop and its
+        # callback, a bound method): drop it, so a closed loop dies by
+        # reference counting as stdlib's does, not only by the cyclic GC.
+        self._selector_poll = None
 
     def __del__(self, _warn=warnings.warn):
         if not getattr(self, "_closed", True):

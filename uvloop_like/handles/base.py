@@ -62,10 +62,16 @@ class UVHandle:
             lib.uvl_close(ffi.cast(HANDLE_P, self._ptr))
         elif self._state == UVHandle.CREATED:
             self._state = UVHandle.CLOSED
+            self._data = None  # libuv never saw it (see _on_close)
 
     def _on_close(self):
         self._state = UVHandle.CLOSED
         self._loop._uv_handles.discard(self)
+        # libuv will never call back again: drop the ffi handle, which refers
+        # back to self (a cycle only the cyclic GC would free, and with it
+        # the loop this wrapper refers to).  The C struct's data pointer is
+        # not read after the close callback.
+        self._data = None
 
     def _on_poll(self, status, events):  # pragma: no cover - only polls get these
         raise RuntimeError("%r got a poll event" % (self,))

@@ -46,6 +46,7 @@ class _Request:
 
     def _started(self, status):
         if status < 0:
+            self._data = self._callback = None  # libuv never saw it (see _on_complete)
             raise convert_error(status)
         # Reachable until libuv has called back: it owns a pointer to _ptr.
         self._loop._uv_requests.add(self)
@@ -59,11 +60,15 @@ class _Request:
     def _on_complete(self, status):
         self.done = True
         self._loop._uv_requests.discard(self)
+        # libuv is done with the request: break the self -> ffi handle ->
+        # self cycle, and let go of the callback (and the loop it refers to).
+        self._data = None
+        callback, self._callback = self._callback, None
         try:
             result = convert_error(status) if status < 0 else self._result()
         finally:
             self._release()
-        self._callback(result)
+        callback(result)
 
     def _result(self):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -42,3 +42,7 @@ class PollHandle(UVHandle):
 
     def _on_poll(self, status, events):
         self.on_event(status, events)
+
+    def _on_close(self):
+        super()._on_close()
+        self.on_event = None  # often a bound method of the loop: no cycle once closed

@@ -197,5 +197,7 @@ class StreamHandle(UVHandle):
 
     def _on_close(self):
         super()._on_close()
+        # The owner's bound methods refer back to it: no cycle once closed.
+        self._on_read = self._on_write = self._on_shutdown = self._on_connection = _ignore
         self._reqs = []
         self._posted = self._posted_obj = None

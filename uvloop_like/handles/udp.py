@@ -140,4 +140,5 @@ class UDPHandle(UVHandle):
 
     def _on_close(self):
         super()._on_close()
+        self._on_recv = self._on_send = _ignore  # no owner -> handle -> owner cycle once closed
         self._reqs = []

@@ -167,6 +167,10 @@ class UDPTransport(_DatagramTransportBase):
 
     def _release(self):
         self._handle.close()  # libuv closes its dup; queued sends end with ECANCELED
+        # It refers to the loop and, through its callback, to self: no
+        # cycle keeps a closed transport (and its loop) for the cyclic GC.
+        self._deliver_handle = None
+        self._received = []
 
     # --- receiving -----------------------------------------------------------
 
@@ -191,7 +195,10 @@ class UDPTransport(_DatagramTransportBase):
         Runs from LoopCore.process, for each datagram libuv read."""
         received = self._received
         if not received:
-            self._loop._ready.append(self._deliver_handle)
+            deliver = self._deliver_handle
+            if deliver is None:
+                return  # connection_lost has run (a completion saved from an interrupted batch)
+            self._loop._ready.append(deliver)
         received.append((data, sa))
 
     def _deliver(self):
@@ -226,7 +233,7 @@ class UDPTransport(_DatagramTransportBase):
                         self._callback_error(exc, "error_received")
         except BaseException:
             rest = received[i:]
-            if rest:  # keep them, in order, for the next round
+            if rest and self._deliver_handle is not None:  # keep them, in order, for the next round
                 if not self._received:
                     self._loop._ready.append(self._deliver_handle)
                 self._received[:0] = rest
