@@ -439,6 +439,10 @@ class UnixDatagramTransport(_DatagramTransportBase):
         self._protocol_connected = True
         self._address = address                # remote_addr for a connected endpoint
         self._connected = bool(self._extra["peername"])  # as stdlib: send() only with a peer name
+        # Connected to an unnamed peer (a socketpair() end: getpeername() is
+        # ''): stdlib's sendto(data) passes addr None to socket.sendto and
+        # fails with TypeError; the one place a datagram can go is the peer.
+        self._unnamed_peer = self._extra["peername"] is not None and not self._connected
         self._buffer = collections.deque()     # (bytes, addr) not sent yet
         self._buffer_size = 0                  # bytes in _buffer
         self._conn_lost = 0                    # connection_lost scheduled (and sends after it)
@@ -495,7 +499,7 @@ class UnixDatagramTransport(_DatagramTransportBase):
             return
         if not self._buffer:
             try:
-                if self._connected:
+                if self._connected or (addr is None and self._unnamed_peer):
                     self._sock.send(data)
                 else:
                     self._sock.sendto(data, addr)
@@ -520,7 +524,7 @@ class UnixDatagramTransport(_DatagramTransportBase):
             data, addr = self._buffer.popleft()
             self._buffer_size -= len(data)
             try:
-                if self._connected:
+                if self._connected or (addr is None and self._unnamed_peer):
                     self._sock.send(data)
                 else:
                     self._sock.sendto(data, addr)
