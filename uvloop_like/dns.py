@@ -91,6 +91,9 @@ def _encode_port(port):
     raise OSError("Int or String expected")
 
 
+_UV_HOST_MAX = 255  # uv_getaddrinfo's hostname buffer is 256 bytes with the NUL
+
+
 def _gaierror(code):
     from ._ffi import ffi, lib
 
@@ -109,9 +112,13 @@ async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
     flags = _int_arg(flags)
     if bhost is None and bport is None:
         raise _gaierror(socket.EAI_NONAME)
-    if bhost == b"" or b"\0" in (bhost or b"") or b"\0" in (bport or b""):
+    if (bhost == b"" or b"\0" in (bhost or b"") or b"\0" in (bport or b"")
+            or (bhost is not None and (len(bhost) > _UV_HOST_MAX or not bhost.isascii()))):
         # Edge cases libuv's own hostname handling treats differently from the
-        # C library: let socket.getaddrinfo decide, off the loop.
+        # C library: let socket.getaddrinfo decide, off the loop.  (libuv
+        # refuses a host longer than 255 bytes with EINVAL, its fix for
+        # GHSA-f74f-cvh7-c6q6, where the C library says EAI_NONAME; and it
+        # runs its own IDNA conversion over non-ASCII bytes.)
         return await loop.run_in_executor(None, socket.getaddrinfo, host, port,
                                           family, type, proto, flags)
     fut = loop.create_future()
