@@ -131,6 +131,11 @@ class SocketOpsMixin:
             fut.set_exception(exc)
         else:
             fut.set_result(result)
+        finally:
+            # The exception's traceback holds this frame: without this, the
+            # frame -> fut -> exception -> traceback cycle would keep all
+            # three for the cyclic GC (stdlib breaks it the same way).
+            fut = None
 
     async def _sock_call(self, sock, writer, method, *args):
         try:
@@ -206,6 +211,7 @@ class SocketOpsMixin:
             raise
         except BaseException as exc:
             fut.set_exception(exc)
+            fut = None  # no frame -> fut -> exception -> traceback cycle (see _retry)
             return
         start += n
         if start == len(view):
@@ -256,6 +262,8 @@ class SocketOpsMixin:
             fut.set_exception(exc)
         else:
             fut.set_result(None)
+        finally:
+            fut = None  # no frame -> fut -> exception -> traceback cycle (see _retry)
 
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address); conn is non-blocking."""
@@ -282,6 +290,8 @@ class SocketOpsMixin:
             fut.set_exception(exc)
         else:
             fut.set_result((conn, address))
+        finally:
+            fut = None  # no frame -> fut -> exception -> traceback cycle (see _retry)
 
     async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
         """Send a file over a connected SOCK_STREAM socket with os.sendfile,

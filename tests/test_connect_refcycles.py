@@ -1,0 +1,116 @@
+"""No reference cycle from a failed connect (issue 8, A13).
+
+A connect that fails sets its future's exception from the readiness
+callback; that exception's traceback holds the callback's frame, and the
+frame its ``fut`` argument: exception -> traceback -> frame -> future ->
+exception, a cycle only the cyclic GC frees.  stdlib clears the local in a
+``finally``; so must we.  anyio checks this (its test_happy_eyeballs_refcycles,
+from CPython PR 124859), and its happy-eyeballs connect_tcp to 'localhost'
+meets a refused ::1 before the listening 127.0.0.1.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import sys
+
+import pytest
+from loop_testutil import run
+
+pytestmark = pytest.mark.skipif(
+    sys.implementation.name == "pypy",
+    reason="gc.get_referrers and collection counts mean nothing without reference counting")
+
+
+def _free_port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _foreign_referrers(obj):
+    """What refers to ``obj`` besides frames (the test's own)."""
+    return [r for r in gc.get_referrers(obj) if not isinstance(r, type(sys._getframe()))]
+
+
+def test_refused_sock_connect_leaves_no_cycle(loop):
+    port = _free_port()
+
+    async def main():
+        sock = socket.socket()
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+        except ConnectionRefusedError as exc:
+            return exc
+        finally:
+            sock.close()
+
+    exc = run(loop, main())
+    assert isinstance(exc, ConnectionRefusedError)
+    assert _foreign_referrers(exc) == []
+
+
+def test_anyio_refused_connect_leaves_no_cycle(loop):
+    anyio = pytest.importorskip("anyio")
+    port = _free_port()
+
+    async def main():
+        try:
+            async with await anyio.connect_tcp("127.0.0.1", port):
+                pass
+        except OSError as exc:
+            return exc.__cause__
+
+    exc = run(loop, main())
+    assert isinstance(exc, OSError)
+    assert _foreign_referrers(exc) == []
+
+
+def test_anyio_happy_eyeballs_leaves_no_garbage(loop):
+    """connect_tcp('localhost') where localhost is ::1 then 127.0.0.1 (the
+    loop's getaddrinfo answers so, as anyio's own fake_localhost_dns does):
+    ::1 refused (nothing listens there), 127.0.0.1 accepted.  Nothing of the
+    failed attempt is left for the cyclic GC."""
+    anyio = pytest.importorskip("anyio")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        with socket.socket(socket.AF_INET6) as probe:
+            try:
+                probe.bind(("::1", port))  # so nothing listens on ::1 at this port
+            except OSError:
+                pytest.skip("::1 is not usable here")
+        real_getaddrinfo = loop.getaddrinfo
+
+        async def getaddrinfo(host, port, **kwargs):
+            if host == "localhost":
+                return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                         ("::1", port, 0, 0)),
+                        (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                         ("127.0.0.1", port))]
+            return await real_getaddrinfo(host, port, **kwargs)
+
+        loop.getaddrinfo = getaddrinfo
+
+        async def main():
+            async with await anyio.connect_tcp("localhost", port) as stream:
+                return stream.extra(anyio.abc.SocketAttribute.remote_address)[0]
+
+        run(loop, asyncio.sleep(0))
+        gc.collect()
+        gc.disable()
+        try:
+            assert run(loop, main()) == "127.0.0.1"
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            kinds = sorted({type(o).__name__ for o in gc.garbage
+                            if isinstance(o, (asyncio.Future, BaseException))})
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+            del loop.getaddrinfo
+    assert kinds == []
