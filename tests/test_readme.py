@@ -37,20 +37,19 @@ def expected_output(code: str) -> list:
 
 
 @pytest.mark.parametrize("doc", EXAMPLES)
-def test_first_example_runs_verbatim(tmp_path, doc):
+def test_first_example_runs_verbatim(doc):
     with open(os.path.join(ROOT, doc), encoding="utf-8") as f:
         code = first_python_block(f.read())
     expected = expected_output(code)
     # Not vacuous: the example says what it prints, and the test holds it to that.
     assert expected, "the example's print() calls should say what they print"
-    script = tmp_path / "readme_example.py"
-    script.write_text(code, encoding="utf-8")
     env = dict(os.environ)
     # The checkout's uvloop_like, as the rest of the suite imports it.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    # python -c, not a file under tmp_path: nothing shared with other pytest sessions.
     proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=str(tmp_path),
+        [sys.executable, "-c", code],
+        cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
