@@ -141,3 +141,16 @@ def test_readme_benchmark_figures_match_the_plotted_run():
         # | workloads | vs stdlib A | vs stdlib B | vs uvloop A | vs uvloop B |
         assert cells[2] == "%.2fx" % like, (group, cells)
         assert cells[4] == "%.2fx" % (like / uv), (group, cells)
+
+
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("name", ["README.md", "CONTRIBUTING.md", "CHANGELOG.md"])
+def test_relative_links_of_top_level_docs_exist(name):
+    """mkdocs --strict checks the links between docs/ pages; these files are
+    read on the repository's front page, outside the site."""
+    text = _read(os.path.join(ROOT, name))
+    targets = [t for t in _LINK.findall(text) if "://" not in t and not t.startswith("mailto:")]
+    missing = [t for t in targets if not os.path.exists(os.path.join(ROOT, t))]
+    assert not missing, "%s links to missing files: %s" % (name, missing)
