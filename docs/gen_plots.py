@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_JSON = os.path.join(HERE, "bench", "bench-run.json")
 DEFAULT_OUT = os.path.join(HERE, "bench", "img")
+# Other runs the page shows, each drawn with its own file name prefix.
+EXTRA_RUNS = {"pypy-": os.path.join(HERE, "bench", "bench-pypy-core.json")}
 
 LOOPS = ("stdlib", "uvloop", "uvloop_like")
 COLOURS = {"stdlib": "#9e9e9e", "uvloop": "#4c72b0", "uvloop_like": "#dd8452"}
@@ -180,22 +182,22 @@ def plot_summary(plt, data, path):
     plt.close(fig)
 
 
-def render(json_path=DEFAULT_JSON, out_dir=DEFAULT_OUT):
-    """Write summary.svg and <group>.svg into out_dir; return their paths."""
+def render(json_path=DEFAULT_JSON, out_dir=DEFAULT_OUT, prefix=""):
+    """Write <prefix>summary.svg and <prefix><group>.svg into out_dir; return their paths."""
     data = load(json_path)
     plt = _setup_matplotlib()
     os.makedirs(out_dir, exist_ok=True)
-    written = [os.path.join(out_dir, "summary.svg")]
+    written = [os.path.join(out_dir, prefix + "summary.svg")]
     plot_summary(plt, data, written[0])
     for group, names in grouped(data):
-        path = os.path.join(out_dir, "%s.svg" % group)
+        path = os.path.join(out_dir, "%s%s.svg" % (prefix, group))
         plot_group(plt, data, group, names, path)
         written.append(path)
     return written
 
 
-def _up_to_date(json_path, out_dir):
-    stamp = os.path.join(out_dir, "summary.svg")
+def _up_to_date(json_path, out_dir, prefix=""):
+    stamp = os.path.join(out_dir, prefix + "summary.svg")
     newest_input = max(os.path.getmtime(p) for p in (json_path, os.path.abspath(__file__)))
     return os.path.exists(stamp) and os.path.getmtime(stamp) >= newest_input
 
@@ -205,6 +207,9 @@ def on_pre_build(config, **kwargs):
     (not on every rebuild, so that ``mkdocs serve`` does not loop on them)."""
     if not _up_to_date(DEFAULT_JSON, DEFAULT_OUT):
         render()
+    for prefix, path in EXTRA_RUNS.items():
+        if os.path.exists(path) and not _up_to_date(path, DEFAULT_OUT, prefix):
+            render(path, DEFAULT_OUT, prefix)
 
 
 def main(argv=None):
@@ -218,6 +223,11 @@ def main(argv=None):
         return 0
     for path in render(args.json, args.out):
         print(path)
+    if args.json == DEFAULT_JSON:
+        for prefix, path in EXTRA_RUNS.items():
+            if os.path.exists(path):
+                for written in render(path, args.out, prefix):
+                    print(written)
     return 0
 
 
