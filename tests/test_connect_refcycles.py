@@ -16,7 +16,7 @@ import socket
 import sys
 
 import pytest
-from loop_testutil import run
+from loop_testutil import is_uvloop_like, run
 
 pytestmark = pytest.mark.skipif(
     sys.implementation.name == "pypy",
@@ -114,3 +114,39 @@ def test_anyio_happy_eyeballs_leaves_no_garbage(loop):
             gc.enable()
             del loop.getaddrinfo
     assert kinds == []
+
+
+def test_failed_sock_recv_leaves_no_cycle(loop):
+    """The same for an operation that waited, then failed: sock_recv on a
+    connection the peer resets."""
+    import struct
+
+    async def main():
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            client = socket.socket()
+            client.setblocking(False)
+            try:
+                await loop.sock_connect(client, server.getsockname())
+                peer, _ = server.accept()
+                recv = loop.create_task(loop.sock_recv(client, 100))
+                await asyncio.sleep(0.01)  # waiting on the selector now
+                peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                peer.close()  # RST
+                try:
+                    await recv
+                except ConnectionResetError as exc:
+                    return exc
+                finally:
+                    recv = None
+            finally:
+                client.close()
+
+    exc = run(loop, main())
+    assert isinstance(exc, ConnectionResetError)
+    referrers = _foreign_referrers(exc)
+    if referrers and not is_uvloop_like(loop):
+        pytest.xfail("stdlib's _sock_recv callback keeps its future in its frame, which the "
+                     "exception's traceback holds (it clears it only in sock_connect's)")
+    assert referrers == []

@@ -13,21 +13,12 @@ import stat
 import warnings
 
 from . import _compat
+from .server import _set_reuseport
 from .transports.datagram import UnixDatagramTransport, adopt_udp_socket
 
 logger = logging.getLogger("asyncio")
 
 _unset = object()
-
-
-def _set_reuseport(sock):
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError("reuse_port not supported by socket module, "
-                         "SO_REUSEPORT defined but not implemented.") from None
 
 
 class DatagramMixin:

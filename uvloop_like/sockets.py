@@ -93,6 +93,46 @@ def _check_sendfile_params(sock, file, offset, count):
         raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
 
 
+def _settle(fut, func, *args):
+    """Complete ``fut`` with func(*args)'s result or exception; False, and
+    ``fut`` untouched, when the call would block.
+
+    The exception's traceback holds this frame, and through its f_back the
+    caller's: ``fut`` is cleared in both (here in ``finally``), as stdlib
+    clears it, or the frame -> fut -> exception -> traceback cycle would
+    leave all of them to the cyclic GC."""
+    try:
+        result = func(*args)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+    finally:
+        fut = None
+    return True
+
+
+def _call_method(sock, method, args):
+    # Looked up on every try, as stdlib does.
+    return getattr(sock, method)(*args)
+
+
+def _connect_result(sock, address):
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err != 0:
+        raise OSError(err, f"Connect call failed {address}")
+
+
+def _accept(sock):
+    conn, address = sock.accept()
+    conn.setblocking(False)
+    return conn, address
+
+
 class SocketOpsMixin:
     """sock_* methods for Loop (which provides _add_reader & co)."""
 
@@ -119,23 +159,9 @@ class SocketOpsMixin:
     def _retry(self, fut, sock, method, *args):
         """Reader/writer callback: try sock.<method>(*args) again; done unless
         it would block.  The method is looked up on every try, as stdlib does."""
-        if fut.done():
-            return
-        try:
-            result = getattr(sock, method)(*args)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
-        finally:
-            # The exception's traceback holds this frame: without this, the
-            # frame -> fut -> exception -> traceback cycle would keep all
-            # three for the cyclic GC (stdlib breaks it the same way).
-            fut = None
+        if not fut.done():
+            _settle(fut, _call_method, sock, method, args)
+        fut = None  # this frame is the traceback's f_back (see _settle)
 
     async def _sock_call(self, sock, writer, method, *args):
         try:
@@ -211,7 +237,7 @@ class SocketOpsMixin:
             raise
         except BaseException as exc:
             fut.set_exception(exc)
-            fut = None  # no frame -> fut -> exception -> traceback cycle (see _retry)
+            fut = None  # no frame -> fut -> exception -> traceback cycle (see _settle)
             return
         start += n
         if start == len(view):
@@ -248,22 +274,9 @@ class SocketOpsMixin:
             fut = None
 
     def _sock_connect_ready(self, fut, sock, address):
-        if fut.done():
-            return
-        try:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err != 0:
-                raise OSError(err, f"Connect call failed {address}")
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(None)
-        finally:
-            fut = None  # no frame -> fut -> exception -> traceback cycle (see _retry)
+        if not fut.done():
+            _settle(fut, _connect_result, sock, address)
+        fut = None  # this frame is the traceback's f_back (see _settle)
 
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address); conn is non-blocking."""
@@ -276,22 +289,9 @@ class SocketOpsMixin:
             fut = None
 
     def _sock_accept_try(self, fut, sock, registered=True):
-        if fut.done():
-            return
-        try:
-            conn, address = sock.accept()
-            conn.setblocking(False)
-        except (BlockingIOError, InterruptedError):
-            if not registered:
-                self._wait_io(fut, sock, False, self._sock_accept_try, fut, sock)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result((conn, address))
-        finally:
-            fut = None  # no frame -> fut -> exception -> traceback cycle (see _retry)
+        if not fut.done() and not _settle(fut, _accept, sock) and not registered:
+            self._wait_io(fut, sock, False, self._sock_accept_try, fut, sock)
+        fut = None  # this frame is the traceback's f_back (see _settle)
 
     async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
         """Send a file over a connected SOCK_STREAM socket with os.sendfile,

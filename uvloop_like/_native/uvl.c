@@ -101,22 +101,18 @@ static int uvl_poll_stop(uv_poll_t *handle)
 /* uv_cancel for the requests that know their loop (the thread-pool ones). */
 static int uvl_cancel(uv_req_t *req)
 {
-    switch (req->type) {
-    case UV_GETADDRINFO:
-        UVL_CHECK_LOOP(((uv_getaddrinfo_t *)req)->loop);
-        break;
-    case UV_GETNAMEINFO:
-        UVL_CHECK_LOOP(((uv_getnameinfo_t *)req)->loop);
-        break;
-    case UV_FS:
-        UVL_CHECK_LOOP(((uv_fs_t *)req)->loop);
-        break;
-    case UV_WORK:
-        UVL_CHECK_LOOP(((uv_work_t *)req)->loop);
-        break;
-    default:
+    uv_loop_t *loop;
+    if (req->type == UV_GETADDRINFO)
+        loop = ((uv_getaddrinfo_t *)req)->loop;
+    else if (req->type == UV_GETNAMEINFO)
+        loop = ((uv_getnameinfo_t *)req)->loop;
+    else if (req->type == UV_FS)
+        loop = ((uv_fs_t *)req)->loop;
+    else if (req->type == UV_WORK)
+        loop = ((uv_work_t *)req)->loop;
+    else
         return UV_EINVAL;
-    }
+    UVL_CHECK_LOOP(loop);
     return uv_cancel(req);
 }
 

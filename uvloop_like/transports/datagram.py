@@ -56,6 +56,7 @@ _MAX_SIZE = 256 * 1024       # as stdlib's max_size: a unix datagram can be this
 _READS_PER_WAKEUP = 32       # datagrams taken per readiness event (libuv's uv_udp takes 32)
 _SEND_EMPTY = _compat.PY313  # 3.13 sends empty datagrams; before, sendto(b"") did nothing
 _CACHE_MAX = 1024            # addresses remembered per transport, each way
+_NOTHING = object()          # _send_target: no datagram to send
 
 
 
@@ -75,10 +76,33 @@ def _socket_extra(extra, sock):
 class _DatagramTransportBase(TransportErrors, _transports._FlowControlMixin, _transports.DatagramTransport):
     """What the UDP and the unix datagram transports share: the protocol,
     repr, the ResourceWarning, and connection_lost closing the socket.
-    Subclasses set ``_sock``, ``_sock_fd``, ``_closing``, ``_buffer_size``,
-    ``_protocol`` and ``_protocol_connected`` and may add ``_release()``."""
+    Subclasses call ``_start`` at the end of their ``__init__`` and may add
+    ``_release()``."""
 
     max_size = _MAX_SIZE
+
+    def __init__(self, loop, sock, protocol, address, extra):
+        super().__init__(extra, loop)
+        _socket_extra(self._extra, sock)
+        self._sock = sock                      # the caller's socket; closed by _call_connection_lost
+        self._sock_fd = sock.fileno()
+        self._protocol = protocol
+        self._protocol_connected = True
+        self._address = address                # remote_addr for a connected endpoint
+        self._connected = bool(self._extra["peername"])  # as stdlib: send() only with a peer name
+        self._buffer_size = 0                  # bytes queued, not sent yet
+        self._conn_lost = 0                    # connection_lost scheduled (and sends after it)
+        self._closing = False
+
+    def _start(self, start_reading, waiter):
+        """Register with the loop, then, in stdlib's order: connection_made,
+        the first read (only once connection_made has run), the waiter."""
+        loop = self._loop
+        loop._transports[self._sock_fd] = self
+        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(start_reading)
+        if waiter is not None:
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self):
         info = [self.__class__.__name__]
@@ -99,6 +123,29 @@ class _DatagramTransportBase(TransportErrors, _transports._FlowControlMixin, _tr
 
     def _release(self):
         """Let go of what the transport holds besides its socket."""
+
+    def _send_target(self, data, addr):
+        """sendto()'s checks, as stdlib's: TypeError for data that is not
+        bytes-like, ValueError for another address than a connected
+        endpoint's.  Returns where to send, or _NOTHING when there is nothing
+        to send (an empty datagram before 3.13)."""
+        if type(data) is not bytes and not isinstance(data, (bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if not data and not _SEND_EMPTY:
+            return _NOTHING
+        if self._address:
+            if addr not in (None, self._address):
+                raise ValueError(f"Invalid address: must be None or {self._address}")
+            return self._address
+        return addr
+
+    def _send_error(self, exc):
+        """What sending raised: an OSError goes to error_received and the
+        transport stays open; anything else is fatal (as with stdlib)."""
+        if isinstance(exc, OSError):
+            self._protocol.error_received(exc)
+        else:
+            self._fatal_error(exc, "Fatal write error on datagram transport")
 
     def set_protocol(self, protocol):
         self._protocol = protocol
@@ -133,37 +180,22 @@ class UDPTransport(_DatagramTransportBase):
     """A UDP socket (IPv4 or IPv6) owned by libuv (see module doc)."""
 
     def __init__(self, loop, handle, sock, protocol, address=None, waiter=None, extra=None):
-        super().__init__(extra, loop)
-        _socket_extra(self._extra, sock)
+        super().__init__(loop, sock, protocol, address, extra)
         self._handle = handle                  # the UDPHandle; libuv owns a dup() of sock's fd
         self._send_now = handle.send_now       # its per-datagram C call
-        self._sock = sock                      # the caller's socket; closed by _call_connection_lost
-        self._sock_fd = sock.fileno()
         self._family = sock.family
-        self._protocol = protocol
-        self._protocol_connected = True
         self._context = contextvars.copy_context()  # datagram_received runs in it, as with stdlib
         self._received = []                    # (data, sockaddr) read in this iteration, not delivered yet
         # Delivers them from the ready queue, after the callbacks that were
         # ready before the poll (stdlib appends its reader callback so too).
         self._deliver_handle = _events.Handle(self._deliver, (), loop, self._context)
-        self._address = address                # remote_addr for a connected endpoint
-        self._connected = bool(self._extra["peername"])  # as stdlib: send() only with a peer name
         self._send_sizes = collections.deque()  # size of each queued uv_udp_send, FIFO
-        self._buffer_size = 0                  # bytes queued in libuv, not sent yet
         self._dropped = 0                      # queued sends abort() dropped (completions to ignore)
-        self._conn_lost = 0                    # connection_lost scheduled (and sends after it)
-        self._closing = False
         self._reading = False
         self._addresses = {}                   # sender sockaddr (bytes) -> address tuple
         self._sockaddrs = {}                   # address tuple -> sockaddr (bytes), for sendto
         handle.set_callbacks(on_recv=self._on_recv, on_send=self._on_send)
-        loop._transports[self._sock_fd] = self
-        loop.call_soon(self._protocol.connection_made, self)
-        # only start reading when connection_made() has been called
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(set_result_unless_cancelled, waiter, None)
+        self._start(self._start_reading, waiter)
 
     def _release(self):
         self._handle.close()  # libuv closes its dup; queued sends end with ECANCELED
@@ -315,14 +347,9 @@ class UDPTransport(_DatagramTransportBase):
         return sa
 
     def sendto(self, data, addr=None):
-        if type(data) is not bytes and not isinstance(data, (bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
-        if not data and not _SEND_EMPTY:
+        addr = self._send_target(data, addr)
+        if addr is _NOTHING:
             return
-        if self._address:
-            if addr not in (None, self._address):
-                raise ValueError(f"Invalid address: must be None or {self._address}")
-            addr = self._address
         if self._conn_lost and (self._address or self._handle.closed):
             if self._conn_lost >= _LOG_THRESHOLD:
                 logger.warning("socket.send() raised exception.")
@@ -336,13 +363,10 @@ class UDPTransport(_DatagramTransportBase):
             except (KeyError, TypeError):
                 try:
                     sa = self._sockaddr(addr)
-                except OSError as exc:
-                    self._protocol.error_received(exc)
-                    return
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
-                    self._fatal_error(exc, "Fatal write error on datagram transport")
+                    self._send_error(exc)
                     return
         if not self._send_sizes:
             if type(data) is bytes:
@@ -431,29 +455,14 @@ class UnixDatagramTransport(_DatagramTransportBase):
     """A unix datagram socket on the loop's selector (see module doc)."""
 
     def __init__(self, loop, sock, protocol, address=None, waiter=None, extra=None):
-        super().__init__(extra, loop)
-        _socket_extra(self._extra, sock)
-        self._sock = sock                      # the socket; closed by _call_connection_lost
-        self._sock_fd = sock.fileno()
-        self._protocol = protocol
-        self._protocol_connected = True
-        self._address = address                # remote_addr for a connected endpoint
-        self._connected = bool(self._extra["peername"])  # as stdlib: send() only with a peer name
+        super().__init__(loop, sock, protocol, address, extra)
         # Connected to an unnamed peer (a socketpair() end: getpeername() is
         # ''): stdlib's sendto(data) passes addr None to socket.sendto and
         # fails with TypeError; the one place a datagram can go is the peer.
         self._unnamed_peer = self._extra["peername"] is not None and not self._connected
-        self._buffer = collections.deque()     # (bytes, addr) not sent yet
-        self._buffer_size = 0                  # bytes in _buffer
-        self._conn_lost = 0                    # connection_lost scheduled (and sends after it)
-        self._closing = False
+        self._buffer = collections.deque()     # (bytes, addr) not sent yet (_buffer_size: their bytes)
         self._recv_buffer = loop._datagram_buffer()
-        loop._transports[self._sock_fd] = self
-        loop.call_soon(self._protocol.connection_made, self)
-        # only start reading when connection_made() has been called
-        loop.call_soon(self._add_reader)
-        if waiter is not None:
-            loop.call_soon(set_result_unless_cancelled, waiter, None)
+        self._start(self._add_reader, waiter)
 
     def _add_reader(self):
         if not self._closing and self._sock is not None:
@@ -484,14 +493,9 @@ class UnixDatagramTransport(_DatagramTransportBase):
     # --- sending -------------------------------------------------------------
 
     def sendto(self, data, addr=None):
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
-        if not data and not _SEND_EMPTY:
+        addr = self._send_target(data, addr)
+        if addr is _NOTHING:
             return
-        if self._address:
-            if addr not in (None, self._address):
-                raise ValueError(f"Invalid address: must be None or {self._address}")
-            addr = self._address
         if self._conn_lost and self._address:
             if self._conn_lost >= _LOG_THRESHOLD:
                 logger.warning("socket.send() raised exception.")
@@ -499,46 +503,40 @@ class UnixDatagramTransport(_DatagramTransportBase):
             return
         if not self._buffer:
             try:
-                if self._connected or (addr is None and self._unnamed_peer):
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+                self._send_one(data, addr)
                 return
             except (BlockingIOError, InterruptedError):
                 self._loop._add_writer(self._sock_fd, self._sendto_ready)
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
+                self._send_error(exc)
                 return
         # Ensure that what we buffer is immutable.
         self._buffer.append((bytes(data), addr))
         self._buffer_size += len(data)
         self._maybe_pause_protocol()
 
+    def _send_one(self, data, addr):
+        if self._connected or (addr is None and self._unnamed_peer):
+            self._sock.send(data)
+        else:
+            self._sock.sendto(data, addr)
+
     def _sendto_ready(self):
         while self._buffer:
             data, addr = self._buffer.popleft()
             self._buffer_size -= len(data)
             try:
-                if self._connected or (addr is None and self._unnamed_peer):
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+                self._send_one(data, addr)
             except (BlockingIOError, InterruptedError):
                 self._buffer.appendleft((data, addr))  # try again later
                 self._buffer_size += len(data)
                 break
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
+                self._send_error(exc)
                 return
         self._maybe_resume_protocol()  # may append to buffer
         if not self._buffer:
