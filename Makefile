@@ -1,4 +1,7 @@
-# Entry points: test, test-all, check-dist, bench, conformance, lint, clean.
+# Entry points: test, test-all, check-dist, bench, conformance, lint, clean,
+# fuzz (the stdlib-vs-uvloop_like differential test, long: FUZZ_EXAMPLES=5000),
+# sanitize (libuv and uvl.c under ASan+UBSan in .venv-sanitize, then the unit
+# suite; docs/sanitize.md).
 # Each bootstraps a virtualenv ($(VENV)) with $(PYTHON) and installs what it needs.
 #
 # What runs where: `make test` runs the unit suite (with the framework tests,
@@ -15,7 +18,7 @@ SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor
 PYTEST_FLAGS ?= -q
 HYPOTHESIS := 'hypothesis>=6.100,<7'
 
-.PHONY: test test-unit test-unit-core test-debug test-reliability test-all check-dist conformance bench lint clean dev docs
+.PHONY: test test-unit test-unit-core test-debug test-reliability fuzz sanitize test-all check-dist conformance bench lint clean dev docs
 
 dev: $(STAMP)
 
@@ -57,6 +60,15 @@ test-reliability: $(STAMP)
 	@$(PY) -c "import hypothesis" 2>/dev/null || $(PY) -m pip install -q --prefer-binary $(HYPOTHESIS)
 	FUZZ_DERANDOMIZE=1 $(PY) -m pytest tests/reliability $(PYTEST_FLAGS)
 
+# The differential test (tests/reliability/test_differential.py) with many
+# random examples: make fuzz FUZZ_EXAMPLES=20000.  A failure prints the
+# shrunk operation list and a blob to replay it (@reproduce_failure).
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(STAMP)
+	@$(PY) -c "import hypothesis" 2>/dev/null || $(PY) -m pip install -q --prefer-binary $(HYPOTHESIS)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/reliability/test_differential.py $(PYTEST_FLAGS) \
+		--timeout=0 --hypothesis-show-statistics
+
 conformance: $(STAMP)
 	$(PY) -m pytest tests/conformance $(PYTEST_FLAGS)
 
@@ -69,6 +81,12 @@ lint: $(STAMP)
 # TEST_ALL_ONLY="3.9 pypy3" restricts the run; a summary per interpreter ends it.
 test-all:
 	bash .ci/test-all.sh
+
+# libuv and uvl.c built with -fsanitize=address,undefined (in a copy of the
+# tree, into .venv-sanitize), the unit suite run with the runtimes preloaded;
+# any sanitizer report fails it.  SANITIZE_TESTS="tests/test_tcp.py" narrows it.
+sanitize:
+	PYTHON=$(PYTHON) bash .ci/sanitize.sh
 
 # The sdist holds libuv and every module, and installs into a fresh venv with
 # no network; the installed copy imports and runs.

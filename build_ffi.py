@@ -324,6 +324,22 @@ LIBUV_PLATFORM = {
 }
 
 
+# --- sanitizer builds (make sanitize, docs/sanitize.md) ----------------------
+# UVLOOP_LIKE_SANITIZE=address,undefined compiles libuv and uvl.c with those
+# -fsanitize= checks, frame pointers and debug info (readable reports), and
+# gives libuv an archive of its own so a normal build never links a sanitized
+# one.  The interpreter is not instrumented: the tests run with the runtime
+# preloaded (LD_PRELOAD), see .ci/sanitize.sh.
+SANITIZE = os.environ.get("UVLOOP_LIKE_SANITIZE", "").strip()
+
+
+def sanitize_flags():
+    """Extra compile (and link) flags for a sanitizer build; [] otherwise."""
+    if not SANITIZE:
+        return []
+    return ["-fsanitize=" + SANITIZE, "-fno-omit-frame-pointer", "-g", "-O1"]
+
+
 def _platform():
     for name in LIBUV_PLATFORM:
         if sys.platform.startswith(name):
@@ -344,12 +360,15 @@ def build_static_libuv():
     extra_sources, defines, libraries = LIBUV_PLATFORM[plat]
     defines = ["_FILE_OFFSET_BITS=64", "_LARGEFILE_SOURCE"] + defines
     out_dir = os.path.join(HERE, "build", "libuv-%s-%s" % (fetch_libuv.LIBUV_VERSION, sysconfig.get_platform()))
+    if SANITIZE:
+        out_dir += "-sanitize-" + SANITIZE.replace(",", "-")
     archive = os.path.join(out_dir, "libuv.a")
     if os.path.exists(archive):
         return src_root, archive, libraries
     os.makedirs(out_dir, exist_ok=True)
     cc = os.environ.get("CC", "cc").split()
     cflags = ["-O2", "-g0", "-fPIC", "-fno-strict-aliasing", "-std=gnu11", "-w"]
+    cflags += sanitize_flags()
     cflags += ["-D" + d for d in defines]
     cflags += ["-I" + os.path.join(src_root, "include"), "-I" + os.path.join(src_root, "src")]
     sources = LIBUV_COMMON + LIBUV_UNIX + extra_sources
@@ -419,6 +438,9 @@ def _make_ffi():
         # defines it, so the two definitions agree.
         kwargs["define_macros"] = [("_GNU_SOURCE", "1")]
     kwargs["py_limited_api"] = False
+    if SANITIZE:
+        kwargs["extra_compile_args"] = sanitize_flags()
+        kwargs["extra_link_args"] = kwargs.get("extra_link_args", []) + sanitize_flags()
     ffi.set_source("uvloop_like._uv", helpers, **kwargs)
     return ffi
 

@@ -1,15 +1,15 @@
 """Helpers for the reliability suite (not collected: the name starts with _)."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 
 import pytest
-from stream_testutil import Recorder
-
-__all__ = ["FAMILIES", "Recorder", "connected_pair", "open_fds", "pattern", "short_tmpdir"]
+from stream_testutil import Recorder  # noqa: F401 - re-exported for the tests here
 
 FAMILIES = ("tcp", "unix")
 
@@ -17,6 +17,21 @@ FAMILIES = ("tcp", "unix")
 def open_fds():
     """The descriptors this process has open, as a set of numbers."""
     return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+async def baseline_fds(loop):
+    """open_fds() once the loop has opened what it keeps for its lifetime:
+    libuv opens one spare descriptor (/dev/null, its EMFILE reserve) the
+    first time it adopts a stream, and closes it with the loop."""
+    a, b = socket.socketpair()
+    try:
+        tr, _ = await loop.create_unix_connection(asyncio.Protocol, sock=a)
+        tr.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+    finally:
+        b.close()
+    return open_fds()
 
 
 def pattern(size, seed=0):

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `make sanitize`: libuv and uvl.c (the cffi module) built with AddressSanitizer
+# and UndefinedBehaviorSanitizer, then the unit suite run on that build; exits
+# non-zero on any sanitizer report (docs/sanitize.md).
+#
+# The build happens in a copy of the working tree (build/sanitize/tree: tracked
+# and untracked, not ignored files, plus vendor/libuv), installed editable into
+# .venv-sanitize, so the sanitized _uv*.so never replaces the one .venv uses in
+# this tree.  The interpreter is not instrumented, so the sanitizer runtimes are
+# preloaded (LD_PRELOAD) into the test run, and every process it starts.
+#
+#   SANITIZE_TESTS="tests/test_tcp.py -x"  what to run (default: the unit suite)
+#   UVLOOP_LIKE_SANITIZE=address            the -fsanitize= list (default address,undefined)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv-sanitize}
+SAN=${UVLOOP_LIKE_SANITIZE:-address,undefined}
+TREE=build/sanitize/tree
+REPORTS=$PWD/build/sanitize/reports
+TESTS=${SANITIZE_TESTS:-tests --ignore=tests/conformance --ignore=tests/reliability}
+CC=${CC:-gcc}
+
+"$PYTHON" vendor/fetch_libuv.py
+# Refresh the copy; keep its build/ (the sanitized libuv archive is cached there).
+mkdir -p "$TREE"
+rm -rf "$TREE/uvloop_like" "$TREE/tests"
+git ls-files -coz --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$TREE"
+if [ ! -d "$TREE/vendor/libuv/src" ] || ! cmp -s vendor/libuv/include/uv/version.h "$TREE/vendor/libuv/include/uv/version.h"; then
+    rm -rf "$TREE/vendor/libuv"
+    cp -a vendor/libuv "$TREE/vendor/libuv"
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+VPY=$PWD/$VENV/bin/python
+"$VPY" -m pip install -q --prefer-binary 'setuptools>=64' wheel 'cffi>=1.15'
+# The sanitized module, and the test dependencies from pyproject.toml's [test] extra.
+(cd "$TREE" && CC="$CC" UVLOOP_LIKE_SANITIZE="$SAN" \
+    "$VPY" -m pip install -q --prefer-binary --no-build-isolation -e ".[test]")
+
+preload=()
+case ",$SAN," in *,address,*) preload+=("$("$CC" -print-file-name=libasan.so)") ;; esac
+case ",$SAN," in *,undefined,*) preload+=("$("$CC" -print-file-name=libubsan.so)") ;; esac
+for lib in "${preload[@]}"; do
+    [ -f "$lib" ] || { echo "sanitize: $lib not found (gcc's sanitizer runtime)" >&2; exit 1; }
+done
+LD_PRELOAD_LIST=$(IFS=:; echo "${preload[*]}")
+
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+# detect_leaks=0: CPython keeps objects alive until exit by design, so LSan
+# would report the interpreter, not us.  handle_segv=0: tests that check a
+# crashing child is reported (test_crash_safety) kill it with SIGSEGV, which
+# ASan would turn into a report and exit 1; a real wild access still kills
+# the process and fails its test, and out-of-bounds and use-after-free are
+# caught by the instrumentation, not by the signal.  Reports go to files (one
+# per process: the children the tests start report too); any file fails the run.
+export ASAN_OPTIONS="detect_leaks=0:handle_segv=0:log_path=$REPORTS/asan${ASAN_EXTRA_OPTIONS:+:$ASAN_EXTRA_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan"
+echo "sanitize: -fsanitize=$SAN; LD_PRELOAD=$LD_PRELOAD_LIST; running: $TESTS"
+set +e
+# shellcheck disable=SC2086  # TESTS is a list of pytest arguments
+# --timeout: everything runs slower under ASan (fork() above all: the shadow
+# memory makes the address space huge); the tests' own bounds still apply.
+(cd "$TREE" && LD_PRELOAD="$LD_PRELOAD_LIST" "$VPY" -m pytest $TESTS ${PYTEST_FLAGS:--q} --timeout=300)
+rc=$?
+set -e
+reports=$(find "$REPORTS" -type f | sort)
+if [ -n "$reports" ]; then
+    for f in $reports; do
+        echo "======== $f"
+        cat "$f"
+    done
+    echo "sanitize: FAILED: $(echo "$reports" | wc -l) sanitizer report(s) (pytest exit $rc)"
+    exit 1
+fi
+if [ "$rc" -ne 0 ]; then
+    echo "sanitize: FAILED: pytest exit $rc (no sanitizer report)"
+    exit "$rc"
+fi
+echo "sanitize: clean (no ASan/UBSan report, pytest passed)"
