@@ -19,7 +19,12 @@ VENV=${VENV:-.venv-sanitize}
 SAN=${UVLOOP_LIKE_SANITIZE:-address,undefined}
 TREE=build/sanitize/tree
 REPORTS=$PWD/build/sanitize/reports
-TESTS=${SANITIZE_TESTS:-tests --ignore=tests/conformance --ignore=tests/reliability}
+# The default leaves out one test: test_thousand_children on the uv_spawn path
+# forks 1,000 times from a process that ASan's shadow memory makes huge (about
+# 30 ms a fork here), which overruns the test's own 120 s bound on a busy
+# machine; the uv_spawn path is still run by every other subprocess test.
+TESTS=${SANITIZE_TESTS:-tests --ignore=tests/conformance --ignore=tests/reliability \
+    --deselect tests/test_subprocess.py::test_thousand_children[uvloop_like+uv_spawn]}
 CC=${CC:-gcc}
 
 "$PYTHON" vendor/fetch_libuv.py
@@ -57,13 +62,17 @@ mkdir -p "$REPORTS"
 # caught by the instrumentation, not by the signal.  Reports go to files (one
 # per process: the children the tests start report too); any file fails the run.
 export ASAN_OPTIONS="detect_leaks=0:handle_segv=0:log_path=$REPORTS/asan${ASAN_EXTRA_OPTIONS:+:$ASAN_EXTRA_OPTIONS}"
+# PYTHONMALLOC=malloc: Python's objects (the bytes a write hands to libuv, the
+# buffers cffi allocates) come from malloc, so ASan puts redzones around them
+# too; with pymalloc's arenas an overrun of one object lands in another unseen.
+export PYTHONMALLOC=malloc
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan"
 echo "sanitize: -fsanitize=$SAN; LD_PRELOAD=$LD_PRELOAD_LIST; running: $TESTS"
 set +e
 # shellcheck disable=SC2086  # TESTS is a list of pytest arguments
 # --timeout: everything runs slower under ASan (fork() above all: the shadow
 # memory makes the address space huge); the tests' own bounds still apply.
-(cd "$TREE" && LD_PRELOAD="$LD_PRELOAD_LIST" "$VPY" -m pytest $TESTS ${PYTEST_FLAGS:--q} --timeout=300)
+(set -f; cd "$TREE" && LD_PRELOAD="$LD_PRELOAD_LIST" "$VPY" -m pytest $TESTS ${PYTEST_FLAGS:--q} --timeout=300)
 rc=$?
 set -e
 reports=$(find "$REPORTS" -type f | sort)
