@@ -286,21 +286,49 @@ async def _small(loop):
     await asyncio.sleep(0)
 
 
+class _Accepted(asyncio.Protocol):
+    def __init__(self, loop):
+        self.made = loop.create_future()
+
+    def connection_made(self, transport):
+        self.made.set_result(None)
+
+
+async def _until_accepted(accepted, n):
+    for _ in range(1000):
+        if len(accepted) >= n:
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(accepted[n - 1], 10)
+
+
 async def _busy(loop):
     """A bit of everything: DNS, TCP and unix servers and connections, UDP,
     pipes, a child process, the executor, timers."""
     await loop.getaddrinfo("127.0.0.1", 80)
     await loop.getaddrinfo("localhost", 80)
     await loop.getnameinfo(("127.0.0.1", 80))
-    srv = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    # The servers' side of each connection is made before the server closes:
+    # a server closed with an accept still queued makes stdlib log an error
+    # whose traceback keeps its loop alive (a race, not what is tested here).
+    accepted = []
+
+    def server_protocol():
+        proto = _Accepted(loop)
+        accepted.append(proto.made)
+        return proto
+
+    srv = await loop.create_server(server_protocol, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
     tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
     tr.write(b"x")
+    await _until_accepted(accepted, 1)
     tr.close()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "s")
-        usrv = await loop.create_unix_server(asyncio.Protocol, path)
+        usrv = await loop.create_unix_server(server_protocol, path)
         utr, _ = await loop.create_unix_connection(asyncio.Protocol, path)
+        await _until_accepted(accepted, 2)
         utr.close()
         usrv.close()
         await usrv.wait_closed()
