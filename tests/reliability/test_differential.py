@@ -4,7 +4,8 @@ compares what each saw.
 
 Operations: call_soon / call_later (0-5 ms, and 1 s) / cancel, sleep,
 connection pairs (unix socketpair, TCP loopback) and on either end write,
-writelines, pause_reading, resume_reading, write_eof, close, abort and the
+writelines (of bytes, and of other types: bytearray, memoryviews, str, int,
+None), pause_reading, resume_reading, write_eof, close, abort and the
 state queries (is_closing, is_reading, can_write_eof).
 
 Compared exactly:
@@ -49,6 +50,20 @@ MAX_CONNS = 3
 
 # --- the operations ----------------------------------------------------------------
 
+# Data of other types than bytes: what write()/writelines() accept (and send)
+# or the exception they raise must match stdlib's.
+ODD_DATA = {
+    "bytearray": lambda: bytearray(b"ba" * 50),
+    "memoryview": lambda: memoryview(b"mv" * 50),
+    "memoryview-cast": lambda: memoryview(bytearray(b"abcd" * 16)).cast("I"),
+    "memoryview-strided": lambda: memoryview(b"0123456789" * 10)[::2],
+    "empty": lambda: b"",
+    "str": lambda: "text",
+    "int": lambda: 42,
+    "none": lambda: None,
+    "list-of-bytes": lambda: [b"a", b"b"],
+}
+
 conn_index = st.integers(0, MAX_CONNS - 1)
 side = st.integers(0, 1)
 OPS = st.one_of(
@@ -59,6 +74,8 @@ OPS = st.one_of(
     st.tuples(st.just("open"), st.sampled_from(["unix", "tcp"])),
     st.tuples(st.just("write"), conn_index, side, st.integers(0, 3000)),
     st.tuples(st.just("writelines"), conn_index, side, st.lists(st.integers(0, 700), max_size=4)),
+    st.tuples(st.just("write_odd"), conn_index, side, st.sampled_from(sorted(ODD_DATA))),
+    st.tuples(st.just("writelines_odd"), conn_index, side, st.sampled_from(sorted(ODD_DATA))),
     st.tuples(st.sampled_from(["pause_reading", "resume_reading", "write_eof", "close", "abort",
                                "is_closing", "is_reading", "can_write_eof"]), conn_index, side),
 )
@@ -208,6 +225,12 @@ async def _drive(loop, ops):
             tr = conns[op[1]][op[2]].transport
             if name == "write":
                 outcomes.append(_outcome(tr.write, _payload(op[3], i)))
+            elif name == "write_odd":
+                outcomes.append(_outcome(tr.write, ODD_DATA[op[3]]()))
+            elif name == "writelines_odd":
+                # The type only: stdlib's message changes with its version
+                # (3.11 joins the list first, 3.12 makes memoryviews).
+                outcomes.append(_outcome(tr.writelines, [b"x", ODD_DATA[op[3]](), b"y"])[:2])
             elif name == "writelines":
                 outcomes.append(_outcome(tr.writelines, [_payload(n, i + k) for k, n in enumerate(op[3])]))
             else:
