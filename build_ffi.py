@@ -287,6 +287,60 @@ int uvl_cancel(uv_req_t *req);
 """
 CDEF += CDEF_CLOSED_LOOP
 
+# File work on libuv's thread pool (stat, unlink, sendfile): uvl.c's "fs"
+# section, owned by handles/fs.py.
+CDEF_FS = """
+#define UVL_EV_FS ...
+#define UVL_SF_DONE ...
+#define UVL_SF_EOF ...
+#define UVL_SF_AGAIN ...
+#define UVL_SF_ERROR ...
+#define UVL_SF_NOTREG ...
+#define UVL_SF_STOPPED ...
+
+typedef struct {
+    void *data;
+    ...;
+} uv_fs_t;
+
+typedef struct {
+    void *data;
+    ...;
+} uv_work_t;
+
+typedef struct {
+    uv_work_t work;
+    int out_fd;
+    int in_fd;
+    int want_size;
+    int stop;
+    int64_t offset;
+    int64_t limit;
+    int64_t block;
+    int64_t sent;
+    int outcome;
+    int error;
+} uvl_sendfile_t;
+
+typedef struct {
+    uv_work_t work;
+    const char *path;
+    uint64_t ino;
+    int result;
+} uvl_unlink_if_t;
+
+void uv_fs_req_cleanup(uv_fs_t *req);
+int uvl_unlink_if(uv_loop_t *loop, uvl_unlink_if_t *r);
+int uvl_fs_stat(uv_loop_t *loop, uv_fs_t *req, const char *path, int follow);
+int uvl_fs_unlink(uv_loop_t *loop, uv_fs_t *req, const char *path);
+void uvl_fs_statinfo(uv_fs_t *req, uint64_t *mode, uint64_t *ino, uint64_t *dev);
+int uvl_sendfile_init(uvl_sendfile_t *r, int out_fd, int in_fd);
+void uvl_sendfile_release(uvl_sendfile_t *r);
+int uvl_sendfile_step(uv_loop_t *loop, uvl_sendfile_t *r);
+void uvl_sendfile_stop(uvl_sendfile_t *r);
+"""
+CDEF += CDEF_FS
+
 
 # --- libuv sources ---------------------------------------------------------
 

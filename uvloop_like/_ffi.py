@@ -39,6 +39,10 @@ UDP_SEND_P = _t("uv_udp_send_t *")
 PROCESS_P = _t("uv_process_t *")
 CHARP_ARRAY = _t("char *[]")
 INT_ARRAY = _t("int[]")
+FS_P = _t("uv_fs_t *")
+SENDFILE_P = _t("uvl_sendfile_t *")
+UNLINK_IF_P = _t("uvl_unlink_if_t *")
+UINT64_P = _t("uint64_t *")
 
 # Complete the structs now too (cffi fills in a struct's layout on first use).
 for _ct in (
@@ -54,6 +58,9 @@ for _ct in (
     UDP_P,
     UDP_SEND_P,
     PROCESS_P,
+    FS_P,
+    SENDFILE_P,
+    UNLINK_IF_P,
 ):
     ffi.sizeof(_ct.item)
 ffi.sizeof("uv_buf_t")

@@ -7,9 +7,7 @@ cannot hold a unix datagram socket)."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import stat
 import warnings
 
 from . import _compat
@@ -78,15 +76,8 @@ class DatagramMixin:
                     if addr is not None and not isinstance(addr, str):
                         raise TypeError("string is expected")
                 if local_addr and local_addr[0] not in (0, "\x00"):
-                    try:
-                        if stat.S_ISSOCK(os.stat(local_addr).st_mode):
-                            os.remove(local_addr)
-                    except FileNotFoundError:
-                        pass
-                    except OSError as err:
-                        # Directory may have permissions only to create socket.
-                        logger.error("Unable to check or remove stale UNIX socket %r: %r",
-                                     local_addr, err)
+                    # On the thread pool (server.py), as create_unix_server.
+                    await self._remove_stale_unix_socket(local_addr)
                 addr_pairs_info = (((family, proto), (local_addr, remote_addr)),)
             else:
                 # join address by (family, protocol)

@@ -25,6 +25,7 @@ from asyncio import tasks as _tasks
 from asyncio import trsock
 
 from . import _compat
+from .handles import fs as _fs
 from .sockets import _check_ssl_socket
 from .sslproto import SSLProtocol
 
@@ -44,12 +45,33 @@ def _set_reuseport(sock):
                          "SO_REUSEPORT defined but not implemented.") from None
 
 
+class _UnixServer(_base_events.Server):
+    """stdlib's Server whose wait_closed() also waits for the removal of
+    its socket files (3.13's cleanup_socket), which close() starts on the
+    thread pool (see ServerMixin._unlink_unix_socket)."""
+
+    _unlinks = ()
+
+    def close(self):
+        sockets = self._sockets
+        super().close()
+        if sockets:
+            pending = self._loop._unix_cleanups
+            self._unlinks = [pending.pop(sock) for sock in sockets if sock in pending]
+
+    async def wait_closed(self):
+        await super().wait_closed()
+        for fut in self._unlinks:
+            if not fut.done():
+                await _tasks.shield(fut)
+
+
 def _new_server(loop, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                ssl_shutdown_timeout):
+                ssl_shutdown_timeout, server_class=_base_events.Server):
     if _compat.PY311:
-        return _base_events.Server(loop, sockets, protocol_factory, ssl, backlog,
-                                   ssl_handshake_timeout, ssl_shutdown_timeout)
-    return _base_events.Server(loop, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout)
+        return server_class(loop, sockets, protocol_factory, ssl, backlog,
+                            ssl_handshake_timeout, ssl_shutdown_timeout)
+    return server_class(loop, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout)
 
 
 class ServerMixin:
@@ -169,16 +191,9 @@ class ServerMixin:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
             path = os.fspath(path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             if path[0] not in (0, "\x00"):  # not an abstract socket (str or bytes)
-                try:
-                    if stat.S_ISSOCK(os.stat(path).st_mode):
-                        os.remove(path)  # a stale socket file
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    # The directory may only allow creating the socket.
-                    logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
+                await self._remove_stale_unix_socket(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.bind(path)
             except OSError as exc:
@@ -198,12 +213,17 @@ class ServerMixin:
             name = sock.getsockname()
             if name and name[0] not in (0, "\x00"):
                 try:
-                    self._unix_server_sockets[sock] = os.stat(name).st_ino
+                    self._unix_server_sockets[sock] = (await _fs.stat(self, name))[1]
                 except FileNotFoundError:
                     pass
+                except BaseException:
+                    if path is not None:
+                        sock.close()   # ours; a sock= stays the caller's
+                    raise
         sock.setblocking(False)
         server = _new_server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                             ssl_shutdown_timeout)
+                             ssl_shutdown_timeout,
+                             _UnixServer if sock in self._unix_server_sockets else _base_events.Server)
         if start_serving:
             server._start_serving()
             await _tasks.sleep(0)
@@ -224,14 +244,46 @@ class ServerMixin:
         self._remove_reader(sock.fileno())
         sock.close()
         if path is not None:
-            prev_ino = self._unix_server_sockets.pop(sock)
-            try:
-                if os.stat(path).st_ino == prev_ino:
-                    os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as err:
-                logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
+            self._unix_cleanups[sock] = self._unlink_unix_socket(path, self._unix_server_sockets.pop(sock))
+
+    async def _remove_stale_unix_socket(self, path):
+        """Before binding ``path`` (stdlib's check): remove it if it is a
+        socket file, a previous server's.  stat and unlink run on libuv's
+        thread pool, never on the loop thread."""
+        try:
+            mode = (await _fs.stat(self, path))[0]
+            if stat.S_ISSOCK(mode):
+                await _fs.unlink(self, path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            # The directory may only allow creating the socket.
+            logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
+
+    def _unlink_unix_socket(self, path, prev_ino):
+        """3.13's cleanup_socket at Server.close(): unlink ``path`` if its
+        inode is still the one bound, so a file that replaced it survives.
+
+        stdlib stats and unlinks in close(), on the loop thread.  Here one
+        thread-pool work item does both and close() returns at once; the
+        future returned is done once the file is gone (or kept), and our
+        Server's wait_closed() awaits it, so after ``close(); await
+        wait_closed()`` the file is gone as with stdlib; loop.close() waits
+        for it too.  fstat() of the listening socket would be no substitute:
+        it describes the socket, not the file at ``path``."""
+        done = self.create_future()
+
+        def on_done(result):
+            if isinstance(result, OSError) and not isinstance(result, FileNotFoundError):
+                logger.error("Unable to clean up listening UNIX socket %r: %r", path, result)
+            if not done.done() and not self.is_closed():
+                done.set_result(None)
+
+        try:
+            _fs.UnlinkIfSameRequest(self, path, prev_ino, on_done)
+        except (OSError, RuntimeError) as err:
+            on_done(err)
+        return done
 
     def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
                            ssl_handshake_timeout=None, ssl_shutdown_timeout=None):

@@ -12,8 +12,11 @@ import functools
 import io
 import os
 import socket
+from asyncio import CancelledError
 
 from . import _compat
+from .errors import convert_error
+from .handles import fs as _fs
 
 try:
     import ssl
@@ -22,8 +25,6 @@ except ImportError:  # pragma: no cover
 
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
 _SENDFILE_FALLBACK_CHUNK = 256 * 1024
-# os.sendfile errors that mean "not for this socket/file": fall back.
-_SENDFILE_UNSUPPORTED = {errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
 
 
 def _check_ssl_socket(sock):
@@ -308,74 +309,47 @@ class SocketOpsMixin:
         return await self._sock_sendfile_fallback(sock, file, offset, count)
 
     async def _sock_sendfile_native(self, sock, file, offset, count):
+        return await self._sendfile_native_fd(sock.fileno(), file, offset, count)
+
+    async def _sendfile_native_fd(self, fd, file, offset, count, transport=None):
+        """The native half of sock_sendfile and of sendfile on a transport
+        (one implementation, stdlib's rules): SendfileNotAvailableError when
+        the file cannot be sent with sendfile(2) and nothing was sent yet."""
         if not hasattr(os, "sendfile"):
             raise _compat.SendfileNotAvailableError("os.sendfile() is not available")
         try:
             fileno = file.fileno()
-        except (AttributeError, io.UnsupportedOperation) as exc:
-            raise _compat.SendfileNotAvailableError("not a regular file") from exc
-        try:
-            fsize = os.fstat(fileno).st_size
-        except OSError as exc:
-            raise _compat.SendfileNotAvailableError("not a regular file") from exc
-        blocksize = count if count else fsize
-        if not blocksize:
-            return 0  # empty file
-        # Before the first os.sendfile, not after it as stdlib (whose next
-        # add_writer refuses): the same exception, no bytes sent.
+        except (AttributeError, io.UnsupportedOperation):
+            raise _compat.SendfileNotAvailableError("not a regular file") from None
+        if transport is None:
+            # stdlib's add_writer() makes this check before it waits.
+            self._ensure_fd_no_transport(fd)
+        # Before the first sendfile(2), not after it as stdlib (whose next
+        # add_writer refuses): the same exception, no bytes sent; and a
+        # closed loop has closed a transport's descriptor, whose number may
+        # be reused by now.
         self._check_closed()
-        total = [0]
-        pos = [offset]
-        fut = self.create_future()
-        self._sendfile_step(fut, sock, fileno, pos, count, total, registered=False)
         try:
-            return await fut
-        finally:
-            if total[0] > 0:
-                file.seek(offset + total[0])
-
-    def _sendfile_step(self, fut, sock, fileno, pos, count, total, registered=True):
-        if fut.done():
-            return
-        while True:
-            if count is not None:
-                blocksize = count - total[0]
-                if blocksize <= 0:
-                    fut.set_result(total[0])
-                    return
-            else:
-                blocksize = 2 ** 30
-            try:
-                sent = os.sendfile(sock.fileno(), fileno, pos[0], blocksize)
-            except (BlockingIOError, InterruptedError):
-                if not registered:
-                    self._wait_io(fut, sock, True, self._sendfile_step, fut, sock, fileno,
-                                  pos, count, total)
-                return
-            except OSError as exc:
-                if total[0] == 0 and exc.errno in _SENDFILE_UNSUPPORTED:
-                    err = _compat.SendfileNotAvailableError("os.sendfile call failed")
-                    err.__cause__ = exc
-                    fut.set_exception(err)
-                else:
-                    fut.set_exception(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                fut.set_exception(exc)
-                return
-            if sent == 0:
-                fut.set_result(total[0])  # EOF
-                return
-            pos[0] += sent
-            total[0] += sent
+            sender = _NativeSendfile(self, fd, fileno, offset, count, transport)
+        except OSError as exc:
+            # No descriptor left for our dup: the fallback needs none.
+            raise _compat.SendfileNotAvailableError("os.sendfile call failed") from exc
+        return await sender.run()
 
     async def _sock_sendfile_fallback(self, sock, file, offset, count):
         self._check_closed()  # stdlib's run_in_executor refuses
+        return await self._sendfile_read_send(
+            file, offset, count, _SENDFILE_FALLBACK_CHUNK,
+            functools.partial(self.sock_sendall, sock))
+
+    async def _sendfile_read_send(self, file, offset, count, blocksize, send):
+        """The fallback half of sock_sendfile and of sendfile on a transport
+        (stdlib's): read the file in blocks in the default executor and
+        ``await send(block)`` for each; the file position ends after the
+        bytes sent."""
         if offset:
             file.seek(offset)
-        blocksize = min(count, _SENDFILE_FALLBACK_CHUNK) if count else _SENDFILE_FALLBACK_CHUNK
+        blocksize = min(count, blocksize) if count else blocksize
         buf = bytearray(blocksize)
         total = 0
         try:
@@ -383,14 +357,161 @@ class SocketOpsMixin:
                 if count:
                     blocksize = min(count - total, blocksize)
                     if blocksize <= 0:
-                        break
+                        return total
                 view = memoryview(buf)[:blocksize]
                 read = await self.run_in_executor(None, file.readinto, view)
                 if not read:
-                    break
-                await self.sock_sendall(sock, view[:read])
+                    return total  # EOF
+                await send(view[:read])
                 total += read
-            return total
         finally:
             if total > 0 and hasattr(file, "seek"):
                 file.seek(offset + total)
+
+
+class _NativeSendfile:
+    """stdlib's os.sendfile() loop (``_sock_sendfile_native_impl``: the same
+    sendfile(2) calls, result, errors and final file position), with every
+    sendfile(2) on libuv's thread pool (handles/fs.SendfileRequest, on a dup
+    of the socket) and the waits for writability on the loop's selector, not
+    libuv's epoll, so libuv's view of a transport's descriptor is untouched.
+
+    A transport being sent to calls ``abort`` when it is closed meanwhile,
+    before libuv closes its descriptor.  When run() ends early (cancelled,
+    aborted), it first waits for the step in flight, which stops after its
+    current syscall: nothing writes to the socket after run() returns, and
+    the file position counts every byte sent."""
+
+    def __init__(self, loop, fd, fileno, offset, count, transport=None):
+        self._loop = loop
+        self._fd = fd                # the socket's descriptor, watched for writability
+        self._fileno = fileno
+        self._offset = offset        # where the file position ends (stdlib's lseek)
+        self._total = 0              # bytes sent so far
+        self._transport = transport  # the transport sent to, or None (sock_sendfile)
+        self._watching = False
+        self._idle = None            # future run() waits on for the step in flight
+        self._abandoned = False      # run() was closed (its task destroyed)
+        self._fut = loop.create_future()
+        self._req = _fs.SendfileRequest(loop, fd, fileno, offset, count, self._on_step)
+
+    async def run(self):
+        transport = self._transport
+        if transport is not None:
+            transport._sendfile_active = self
+        abandoned = False
+        try:
+            self._req.step()
+            return await self._fut
+        except GeneratorExit:
+            # The pending task is being destroyed (its loop was closed): the
+            # caller's file may be closed by now, so leave its position alone.
+            abandoned = True
+            raise
+        finally:
+            if abandoned:
+                self._abandoned = True
+                self._watching = False
+                self._req.stop()
+                self._req.release()   # or the last completion does (busy)
+            else:
+                await self._finish()
+
+    async def _finish(self):
+        self._unwatch()
+        if self._req.busy and not self._loop.is_closed():
+            # Ended early (cancelled, aborted) with a step in the pool: it
+            # stops after its current syscall; wait for it, so that nothing
+            # writes to the socket after we return and the position below
+            # counts every byte sent.
+            self._req.stop()
+            await self._wait_idle()
+        transport = self._transport
+        if transport is not None and transport._sendfile_active is self:
+            transport._sendfile_active = None
+        self._req.release()
+        if self._total > 0:
+            # As stdlib: the position follows what was sent.  lseek only
+            # sets the open file's offset: no I/O, never blocks.
+            os.lseek(self._fileno, self._offset, os.SEEK_SET)
+
+    async def _wait_idle(self):
+        cancelled = None
+        while self._req.busy:
+            self._idle = self._loop.create_future()
+            try:
+                await self._idle
+            except CancelledError as exc:
+                cancelled = exc   # the step must still end first
+        if cancelled is not None:
+            raise cancelled
+
+    def _watch(self):
+        if not self._watching:
+            self._watching = True
+            self._loop._add_writer(self._fd, self._on_writable)
+
+    def _unwatch(self):
+        if self._watching:
+            self._watching = False
+            self._loop._remove_writer(self._fd)
+
+    def abort(self, exc):
+        """The transport is closing: stop watching its descriptor now."""
+        self._unwatch()
+        self._req.stop()
+        if not self._fut.done():
+            self._fut.set_exception(exc)
+
+    def _on_writable(self):
+        self._unwatch()
+        if self._fut.done() or self._req.busy:
+            return
+        try:
+            self._req.step()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fut.set_exception(exc)
+
+    def _on_step(self, status):
+        req = self._req
+        if status == 0:
+            sent = req.sent
+            self._total += sent
+            self._offset += sent
+        idle, self._idle = self._idle, None
+        if self._abandoned or self._loop.is_closed():
+            req.release()   # run() will never resume
+            return
+        if idle is not None and not idle.done():
+            idle.set_result(None)
+        fut = self._fut
+        if fut.done():
+            return
+        if status < 0:
+            fut.set_exception(convert_error(status))
+            return
+        outcome = req.outcome
+        if outcome == _fs.SF_AGAIN:
+            self._watch()
+        elif outcome == _fs.SF_ERROR:
+            exc = OSError(req.error, os.strerror(req.error))
+            if self._total == 0:
+                # Not a file sendfile(2) can read (a pipe, say), among other
+                # reasons: stdlib then falls back to read + send.
+                err = _compat.SendfileNotAvailableError("os.sendfile call failed")
+                err.__cause__ = exc
+                fut.set_exception(err)
+            else:
+                if exc.errno == errno.ENOTCONN and type(exc) is not ConnectionError:
+                    new_exc = ConnectionError("socket is not connected", errno.ENOTCONN)
+                    new_exc.__cause__ = exc
+                    exc = new_exc
+                fut.set_exception(exc)
+        elif outcome == _fs.SF_NOTREG:
+            err = _compat.SendfileNotAvailableError("not a regular file")
+            err.__cause__ = OSError(req.error, os.strerror(req.error))
+            fut.set_exception(err)
+        else:   # SF_DONE, SF_EOF (SF_STOPPED only follows abort: fut is done)
+            fut.set_result(self._total)

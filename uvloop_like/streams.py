@@ -15,13 +15,10 @@ caller passed with ``sock=`` stays the caller's until the transport adopts it.
 from __future__ import annotations
 
 import collections
-import errno
 import functools
-import io
 import logging
 import os
 import socket
-import sys
 from asyncio import constants as _constants
 from asyncio import protocols as _protocols
 from asyncio import staggered as _staggered
@@ -320,30 +317,14 @@ class StreamConnectMixin:
         if sock is None:
             raise _compat.SendfileNotAvailableError("sendfile syscall is not supported")
         _check_sendfile_params(sock, file, offset, count)
-        if not hasattr(os, "sendfile"):
-            raise _compat.SendfileNotAvailableError("os.sendfile() is not available")
-        try:
-            fileno = file.fileno()
-        except (AttributeError, io.UnsupportedOperation):
-            raise _compat.SendfileNotAvailableError("not a regular file") from None
-        try:
-            fsize = os.fstat(fileno).st_size
-        except OSError:
-            raise _compat.SendfileNotAvailableError("not a regular file") from None
-        blocksize = count if count else fsize
-        if not blocksize:
-            return 0  # empty file, as stdlib
-        # A closed loop has closed the transport's descriptor: never pass
-        # that number (maybe reused by now) to os.sendfile.
-        self._check_closed()
-
         resume_reading = transport.is_reading()
         transport.pause_reading()
         try:
             # Bytes already queued in libuv go first.
             await transport._make_empty_waiter()
-            sender = _NativeSendfile(self, transport, transport._fd, fileno, offset, count, blocksize)
-            return await sender.run()
+            # sock_sendfile's own native path (sockets.py), as stdlib's
+            # transport sendfile is its sock_sendfile(fallback=False).
+            return await self._sendfile_native_fd(transport._fd, file, offset, count, transport)
         finally:
             transport._reset_empty_waiter()
             if resume_reading:
@@ -351,114 +332,16 @@ class StreamConnectMixin:
 
     async def _sendfile_fallback(self, transport, file, offset, count):
         self._check_closed()  # stdlib's run_in_executor refuses
-        if offset:
-            file.seek(offset)
-        blocksize = min(count, _SENDFILE_FALLBACK_BLOCK) if count else _SENDFILE_FALLBACK_BLOCK
-        buf = bytearray(blocksize)
-        total = 0
         proto = _SendfileFallbackProtocol(transport)
+
+        async def send(block):
+            await proto.drain()
+            transport.write(block)
+
         try:
-            while True:
-                if count:
-                    blocksize = min(count - total, blocksize)
-                    if blocksize <= 0:
-                        return total
-                view = memoryview(buf)[:blocksize]
-                read = await self.run_in_executor(None, file.readinto, view)
-                if not read:
-                    return total  # EOF
-                await proto.drain()
-                transport.write(view[:read])
-                total += read
+            return await self._sendfile_read_send(file, offset, count, _SENDFILE_FALLBACK_BLOCK, send)
         finally:
-            if total > 0 and hasattr(file, "seek"):
-                file.seek(offset + total)
             await proto.restore()
-
-
-class _NativeSendfile:
-    """os.sendfile() from a file to a transport's descriptor, waiting for
-    writability on the loop's selector (not libuv's epoll, so libuv's view of
-    the descriptor is untouched).  The transport calls ``abort`` if it is
-    closed meanwhile, before libuv closes the descriptor."""
-
-    def __init__(self, loop, transport, fd, fileno, offset, count, blocksize):
-        self._loop = loop
-        self._transport = transport
-        self._fd = fd
-        self._fileno = fileno
-        self._offset = offset
-        self._count = count
-        self._blocksize = min(blocksize, sys.maxsize // 2 + 1)
-        self._total = 0
-        self._watching = False
-        self._fut = loop.create_future()
-
-    async def run(self):
-        self._transport._sendfile_active = self
-        try:
-            self._step()
-            return await self._fut
-        finally:
-            self._unwatch()
-            self._transport._sendfile_active = None
-            if self._total > 0:
-                os.lseek(self._fileno, self._offset, os.SEEK_SET)
-
-    def _unwatch(self):
-        if self._watching:
-            self._watching = False
-            self._loop._remove_writer(self._fd)
-
-    def abort(self, exc):
-        """The transport is closing: stop watching its descriptor now."""
-        self._unwatch()
-        if not self._fut.done():
-            self._fut.set_exception(exc)
-
-    def _step(self):
-        fut = self._fut
-        if fut.done():
-            self._unwatch()
-            return
-        while True:
-            if self._count:
-                blocksize = self._count - self._total
-                if blocksize <= 0:
-                    fut.set_result(self._total)
-                    return
-            else:
-                blocksize = self._blocksize
-            try:
-                sent = os.sendfile(self._fd, self._fileno, self._offset, blocksize)
-            except (BlockingIOError, InterruptedError):
-                if not self._watching:
-                    self._watching = True
-                    self._loop._add_writer(self._fd, self._step)
-                return
-            except OSError as exc:
-                if self._total == 0:
-                    # Not a regular (mmap-able) file, say: stdlib falls back.
-                    err = _compat.SendfileNotAvailableError("os.sendfile call failed")
-                    err.__cause__ = exc
-                    fut.set_exception(err)
-                else:
-                    if exc.errno == errno.ENOTCONN and type(exc) is not ConnectionError:
-                        new_exc = ConnectionError("socket is not connected", errno.ENOTCONN)
-                        new_exc.__cause__ = exc
-                        exc = new_exc
-                    fut.set_exception(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                fut.set_exception(exc)
-                return
-            if sent == 0:
-                fut.set_result(self._total)  # EOF
-                return
-            self._offset += sent
-            self._total += sent
 
 
 class _SendfileFallbackProtocol(_protocols.Protocol):

@@ -1007,3 +1007,229 @@ static int uvl_udp_addr_parts(const char *sa, char *host, size_t hostlen, int *p
         return -1;
     return addr->sa_family;
 }
+
+
+/* ---- fs: file work on libuv's thread pool (handles/fs.py) ----------------
+ *
+ * Nothing here runs file I/O on the loop thread (DESIGN.md rule 11).  stat
+ * and unlink are plain uv_fs_* requests.  sendfile is our own uv_work_t, not
+ * uv_fs_sendfile: libuv's version falls back, for a file sendfile(2) cannot
+ * read (a pipe, say), to a read/write emulation that poll()s the socket in the
+ * pool thread until it is writable -- a stalled peer would hold a pool thread
+ * forever -- and stdlib's semantics want that case to fail at once (its
+ * fallback then sends the file from Python).  So the work item makes exactly
+ * the sendfile(2) calls os.sendfile() makes, until the non-blocking socket is
+ * full (EAGAIN), the range is sent, EOF, an error, or the loop asks it to stop;
+ * Python then waits for writability on the loop and queues the next step. */
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
+
+#define UVL_EV_FS 60   /* a uv_fs_t or uvl_sendfile_t finished; status: its result */
+
+#define UVL_SF_DONE 1      /* the requested count is sent */
+#define UVL_SF_EOF 2       /* sendfile() returned 0, or the file is empty (no count) */
+#define UVL_SF_AGAIN 3     /* the socket is full: wait until it is writable */
+#define UVL_SF_ERROR 4     /* sendfile() failed: error is its errno */
+#define UVL_SF_NOTREG 5    /* fstat() of the file failed: error is its errno */
+#define UVL_SF_STOPPED 6   /* the loop asked it to stop (cancellation, close) */
+
+/* Never more per sendfile() call than Linux moves in one (and than a 32-bit
+ * ssize_t holds: stdlib caps at sys.maxsize // 2 + 1 for that). */
+#define UVL_SF_MAX_CALL ((int64_t)0x7ffff000)
+
+typedef struct {
+    uv_work_t work;     /* first member: work.data is the Python owner */
+    int out_fd;         /* our dup of the socket (uvl_sendfile_init), -1 once released */
+    int in_fd;          /* the file: the caller's descriptor, never closed here */
+    int want_size;      /* first step: fstat in_fd; without a count, send st_size per call */
+    int stop;           /* set by the loop thread, read between syscalls */
+    int64_t offset;     /* in/out: the file offset of the next byte to send */
+    int64_t limit;      /* in/out: bytes still to send, -1: until EOF */
+    int64_t block;      /* bytes per sendfile() call when limit < 0 */
+    int64_t sent;       /* out: bytes this step sent */
+    int outcome;        /* out: UVL_SF_* */
+    int error;          /* out: errno for UVL_SF_ERROR / UVL_SF_NOTREG */
+} uvl_sendfile_t;
+
+static void uvl_fs_cb(uv_fs_t *req)
+{
+    uvl_push(req->loop, req->data, UVL_EV_FS, (int)req->result, 0);
+}
+
+static int uvl_fs_stat(uv_loop_t *loop, uv_fs_t *req, const char *path, int follow)
+{
+    UVL_CHECK_LOOP(loop);
+    if (follow)
+        return uv_fs_stat(loop, req, path, uvl_fs_cb);
+    return uv_fs_lstat(loop, req, path, uvl_fs_cb);
+}
+
+static int uvl_fs_unlink(uv_loop_t *loop, uv_fs_t *req, const char *path)
+{
+    UVL_CHECK_LOOP(loop);
+    return uv_fs_unlink(loop, req, path, uvl_fs_cb);
+}
+
+/* The fields of a finished stat request Python needs (st_mode, st_ino, st_dev). */
+static void uvl_fs_statinfo(uv_fs_t *req, uint64_t *mode, uint64_t *ino, uint64_t *dev)
+{
+    *mode = req->statbuf.st_mode;
+    *ino = req->statbuf.st_ino;
+    *dev = req->statbuf.st_dev;
+}
+
+/* 3.13's cleanup_socket at Server.close(): unlink path only if it is still
+ * the file the server bound (same inode), as stdlib's os.stat + os.unlink,
+ * in one work item: loop.close() can then let it finish without having to
+ * start a second request while it drains. */
+typedef struct {
+    uv_work_t work;     /* first member: work.data is the Python owner */
+    const char *path;   /* owned by the Python owner until the completion */
+    uint64_t ino;       /* unlink only if the file still has this inode */
+    int result;         /* out: 0 unlinked, 1 kept (another file there), or -errno */
+} uvl_unlink_if_t;
+
+static void uvl_unlink_if_work(uv_work_t *w)
+{
+    uvl_unlink_if_t *r = (uvl_unlink_if_t *)w;
+    struct stat st;
+    if (stat(r->path, &st) != 0)
+        r->result = -errno;
+    else if ((uint64_t)st.st_ino != r->ino)
+        r->result = 1;
+    else
+        r->result = unlink(r->path) != 0 ? -errno : 0;
+}
+
+static void uvl_unlink_if_after(uv_work_t *w, int status)
+{
+    uvl_push(w->loop, w->data, UVL_EV_FS, status, 0);
+}
+
+static int uvl_unlink_if(uv_loop_t *loop, uvl_unlink_if_t *r)
+{
+    UVL_CHECK_LOOP(loop);
+    return uv_queue_work(loop, &r->work, uvl_unlink_if_work, uvl_unlink_if_after);
+}
+
+/* The socket's descriptor is duplicated for the life of the transfer: a
+ * step may still be running in the pool when the transport is closed on the
+ * loop thread, and without our own reference that descriptor number could
+ * already belong to another connection, which would then receive the file. */
+static int uvl_sendfile_init(uvl_sendfile_t *r, int out_fd, int in_fd)
+{
+    int fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    r->out_fd = fd;
+    r->in_fd = in_fd;
+    r->want_size = 1;
+    r->stop = 0;
+    r->sent = 0;
+    r->outcome = 0;
+    r->error = 0;
+    return 0;
+}
+
+static void uvl_sendfile_release(uvl_sendfile_t *r)
+{
+    if (r->out_fd >= 0) {
+        close(r->out_fd);
+        r->out_fd = -1;
+    }
+}
+
+static void uvl_sendfile_work(uv_work_t *w)
+{
+    uvl_sendfile_t *r = (uvl_sendfile_t *)w;
+    r->sent = 0;
+    r->error = 0;
+    if (r->want_size) {
+        struct stat st;
+        r->want_size = 0;
+        if (fstat(r->in_fd, &st) != 0) {
+            r->error = errno;
+            r->outcome = UVL_SF_NOTREG;
+            return;
+        }
+        if (r->limit < 0) {
+            if (st.st_size == 0) {     /* stdlib: an empty file sends nothing */
+                r->outcome = UVL_SF_EOF;
+                return;
+            }
+            r->block = (int64_t)st.st_size;
+        }
+    }
+    for (;;) {
+        int64_t len;
+        ssize_t n;
+        if (__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+            r->outcome = UVL_SF_STOPPED;
+            return;
+        }
+        if (r->limit >= 0) {
+            if (r->limit == 0) {
+                r->outcome = UVL_SF_DONE;
+                return;
+            }
+            len = r->limit;
+        } else {
+            len = r->block;
+        }
+        if (len > UVL_SF_MAX_CALL)
+            len = UVL_SF_MAX_CALL;
+#ifdef __linux__
+        {
+            off_t off = (off_t)r->offset;
+            n = sendfile(r->out_fd, r->in_fd, &off, (size_t)len);
+        }
+#else
+        /* Elsewhere the system sendfile() differs; stdlib's fallback applies. */
+        errno = ENOSYS;
+        n = -1;
+#endif
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                r->outcome = UVL_SF_AGAIN;
+                return;
+            }
+            r->error = errno;
+            r->outcome = UVL_SF_ERROR;
+            return;
+        }
+        if (n == 0) {
+            r->outcome = UVL_SF_EOF;
+            return;
+        }
+        r->offset += n;
+        r->sent += n;
+        if (r->limit >= 0)
+            r->limit -= n;
+    }
+}
+
+static void uvl_sendfile_after(uv_work_t *w, int status)
+{
+    uvl_push(w->loop, w->data, UVL_EV_FS, status, 0);
+}
+
+/* Queue one step; its completion is a UVL_EV_FS with status 0 (read
+ * outcome/sent/error) or UV_ECANCELED (never started). */
+static int uvl_sendfile_step(uv_loop_t *loop, uvl_sendfile_t *r)
+{
+    UVL_CHECK_LOOP(loop);
+    __atomic_store_n(&r->stop, 0, __ATOMIC_RELAXED);
+    return uv_queue_work(loop, &r->work, uvl_sendfile_work, uvl_sendfile_after);
+}
+
+/* Make a running step return after its current syscall. */
+static void uvl_sendfile_stop(uvl_sendfile_t *r)
+{
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+}
