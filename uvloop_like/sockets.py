@@ -419,13 +419,14 @@ class _NativeSendfile:
 
     async def _finish(self):
         self._unwatch()
+        cancelled = None
         if self._req.busy and not self._loop.is_closed():
             # Ended early (cancelled, aborted) with a step in the pool: it
             # stops after its current syscall; wait for it, so that nothing
             # writes to the socket after we return and the position below
             # counts every byte sent.
             self._req.stop()
-            await self._wait_idle()
+            cancelled = await self._wait_idle()
         transport = self._transport
         if transport is not None and transport._sendfile_active is self:
             transport._sendfile_active = None
@@ -434,17 +435,21 @@ class _NativeSendfile:
             # As stdlib: the position follows what was sent.  lseek only
             # sets the open file's offset: no I/O, never blocks.
             os.lseek(self._fileno, self._offset, os.SEEK_SET)
+        if cancelled is not None:
+            raise cancelled
 
     async def _wait_idle(self):
+        """Wait until no step is in flight, even when cancelled again
+        meanwhile; return that CancelledError (or None) for the caller to
+        raise once it has finished."""
         cancelled = None
         while self._req.busy:
             self._idle = self._loop.create_future()
             try:
                 await self._idle
             except CancelledError as exc:
-                cancelled = exc   # the step must still end first
-        if cancelled is not None:
-            raise cancelled
+                cancelled = exc
+        return cancelled
 
     def _watch(self):
         if not self._watching:
