@@ -324,11 +324,22 @@ class SocketOpsMixin:
         if transport is None:
             # stdlib's add_writer() makes this check before it waits.
             self._ensure_fd_no_transport(fd)
-        # Before the first sendfile(2), not after it as stdlib (whose next
-        # add_writer refuses): the same exception, no bytes sent; and a
-        # closed loop has closed a transport's descriptor, whose number may
-        # be reused by now.
-        self._check_closed()
+        if self._closed:
+            # No thread pool any more.  stdlib, which fstat()s the file on
+            # the calling thread first, returns 0 for an empty file (no
+            # count) without touching the loop: so do we, with the same
+            # fstat -- only here, where no loop thread is left to block.
+            if not count:
+                try:
+                    if os.fstat(fileno).st_size == 0:
+                        return 0
+                except OSError:
+                    raise _compat.SendfileNotAvailableError("not a regular file") from None
+            # Before the first sendfile(2), not after it as stdlib (whose
+            # next add_writer refuses): the same exception, no bytes sent;
+            # and a closed loop has closed a transport's descriptor, whose
+            # number may be reused by now.
+            self._check_closed()
         try:
             sender = _NativeSendfile(self, fd, fileno, offset, count, transport)
         except OSError as exc:
