@@ -352,7 +352,9 @@ class _Stalled(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        transport.pause_reading()
+        # Not at once: stdlib 3.9 starts reading after connection_made
+        # returns even if it paused reading.
+        asyncio.get_running_loop().call_soon(transport.pause_reading)
         self.made.set_result(transport)
 
     def data_received(self, data):
