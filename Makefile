@@ -28,7 +28,7 @@ $(PY):
 $(STAMP): $(PY) $(SOURCES)
 	@# --prefer-binary: an older wheel beats building from source (PyPy 3.9 gets
 	@# cryptography, for trustme, as a wheel; the newest needs Rust and crates.io).
-	$(PY) -m pip install -q --prefer-binary 'setuptools>=64' wheel 'cffi>=1.15; python_version < "3.13"' \
+	$(PY) -m pip install -q --prefer-binary 'setuptools>=77' wheel 'cffi>=1.15; python_version < "3.13"' \
 		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8' 'trustme>=1.0' 'uvicorn>=0.36' 'pytest-asyncio>=0.23' 'anyio>=4' \
 		'blockbuster>=1.5; platform_python_implementation != "PyPy"' \
 		$(HYPOTHESIS) \
@@ -73,9 +73,11 @@ fuzz: $(STAMP)
 conformance: $(STAMP)
 	$(PY) -m pytest tests/conformance $(PYTEST_FLAGS)
 
+# mypy --strict on a typed user's file: the public API's annotations and stubs.
 lint: $(STAMP)
-	$(PY) -m pip install -q 'ruff==0.17.6'
-	$(PY) -m ruff check uvloop_like tests bench build_ffi.py vendor/fetch_libuv.py docs/gen_plots.py docs/nav_hook.py
+	$(PY) -m pip install -q 'ruff==0.17.6' 'mypy==2.4.1; python_version >= "3.10"'
+	$(PY) -m ruff check uvloop_like tests bench build_ffi.py setup.py vendor/fetch_libuv.py docs/gen_plots.py docs/nav_hook.py
+	$(PY) -m mypy --strict --no-incremental tests/typing/usage.py
 
 # The unit suite on every supported interpreter installed here (CPython 3.9-3.13
 # from pyenv or PATH, PyPy 3.9 as pypy3), one venv each: .venv-3.9 ... .venv-pypy3.

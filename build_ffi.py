@@ -407,18 +407,30 @@ def _run(cmd):
         raise RuntimeError("command failed: %s\n%s" % (" ".join(cmd), proc.stdout.decode(errors="replace")))
 
 
-def build_static_libuv():
-    """Compile vendor/libuv into build/libuv-<version>-<platform>/libuv.a (cached)."""
-    src_root = fetch_libuv.ensure(verbose=False)
+def static_libuv():
+    """(source tree, archive, libraries) of the static libuv this build links.
+
+    Nothing is fetched or compiled here: cffi's setuptools hook runs this file
+    whenever setup.py runs, metadata only (``pip install --dry-run``,
+    ``python -m build --sdist``, ``setup.py egg_info``) included.
+    build_static_libuv() makes the archive, from setup.py's build_ext."""
     plat = _platform()
-    extra_sources, defines, libraries = LIBUV_PLATFORM[plat]
-    defines = ["_FILE_OFFSET_BITS=64", "_LARGEFILE_SOURCE"] + defines
+    libraries = LIBUV_PLATFORM[plat][2]
     out_dir = os.path.join(HERE, "build", "libuv-%s-%s" % (fetch_libuv.LIBUV_VERSION, sysconfig.get_platform()))
     if SANITIZE:
         out_dir += "-sanitize-" + SANITIZE.replace(",", "-")
-    archive = os.path.join(out_dir, "libuv.a")
+    return fetch_libuv.DEST, os.path.join(out_dir, "libuv.a"), libraries
+
+
+def build_static_libuv():
+    """Compile vendor/libuv into build/libuv-<version>-<platform>/libuv.a (cached)."""
+    src_root = fetch_libuv.ensure(verbose=False)
+    _, archive, libraries = static_libuv()
     if os.path.exists(archive):
         return src_root, archive, libraries
+    out_dir = os.path.dirname(archive)
+    extra_sources, defines, _ = LIBUV_PLATFORM[_platform()]
+    defines = ["_FILE_OFFSET_BITS=64", "_LARGEFILE_SOURCE"] + defines
     os.makedirs(out_dir, exist_ok=True)
     cc = os.environ.get("CC", "cc").split()
     cflags = ["-O2", "-g0", "-fPIC", "-fno-strict-aliasing", "-std=gnu11", "-w"]
@@ -472,7 +484,7 @@ def _make_ffi():
     if os.environ.get("UVLOOP_LIKE_SYSTEM_LIBUV") == "1":
         kwargs = _system_libuv()
     else:
-        src_root, archive, libraries = build_static_libuv()
+        src_root, archive, libraries = static_libuv()
         kwargs = dict(
             include_dirs=[os.path.join(src_root, "include")],
             extra_objects=[archive],
@@ -503,6 +515,8 @@ ffibuilder = _make_ffi()
 
 if __name__ == "__main__":
     # Build in place: python build_ffi.py
+    if os.environ.get("UVLOOP_LIKE_SYSTEM_LIBUV") != "1":
+        build_static_libuv()
     built = ffibuilder.compile(tmpdir=os.path.join(HERE, "build", "cffi"), verbose=False)
     target = os.path.join(HERE, "uvloop_like", os.path.basename(built))
     # Copy then rename: a process that has the old module loaded keeps it intact.

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from asyncio import events as _events
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, TypeVar
 
-from . import _compat
 from ._ffi import ffi as _ffi
 from ._ffi import lib as _lib
 from .loop import Loop
@@ -21,7 +22,8 @@ __all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run", "libuv
 
 def libuv_version() -> str:
     """The version of the libuv linked into uvloop_like, e.g. "1.52.1"."""
-    return _ffi.string(_lib.uv_version_string()).decode("ascii")
+    version: str = _ffi.string(_lib.uv_version_string()).decode("ascii")
+    return version
 
 
 def new_event_loop() -> Loop:
@@ -32,7 +34,12 @@ def new_event_loop() -> Loop:
 # The platform's default policy (on Unix, with the child-watcher API that
 # code written for stdlib still calls: get/set_child_watcher).  Our loop's
 # subprocesses do not need a watcher; one that is set is simply not used.
-_BasePolicy = getattr(asyncio, "DefaultEventLoopPolicy", _events.BaseDefaultEventLoopPolicy)
+if TYPE_CHECKING:
+    _BasePolicy = asyncio.DefaultEventLoopPolicy
+else:
+    _BasePolicy = getattr(asyncio, "DefaultEventLoopPolicy", _events.BaseDefaultEventLoopPolicy)
+
+_T = TypeVar("_T")
 
 
 class EventLoopPolicy(_BasePolicy):
@@ -43,7 +50,7 @@ class EventLoopPolicy(_BasePolicy):
 
     _loop_factory = Loop
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<uvloop_like.EventLoopPolicy>"
 
 
@@ -52,7 +59,7 @@ def install() -> None:
     asyncio.set_event_loop_policy(EventLoopPolicy())
 
 
-def _cancel_all_tasks(loop):
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
     to_cancel = asyncio.all_tasks(loop)
     if not to_cancel:
         return
@@ -70,11 +77,18 @@ def _cancel_all_tasks(loop):
             })
 
 
-def run(main, *, loop_factory=new_event_loop, debug=None, **run_kwargs):
+def run(
+    main: Coroutine[Any, Any, _T],
+    *,
+    loop_factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = new_event_loop,
+    debug: Optional[bool] = None,
+    **run_kwargs: Any,
+) -> _T:
     """Run coroutine ``main`` on a new uvloop_like loop and return its result,
     as ``asyncio.run`` does (it cancels leftover tasks, finalizes async
     generators, shuts the default executor down, then closes the loop)."""
-    if _compat.PY312:
+    # sys.version_info, not _compat's flags: type checkers narrow on it.
+    if sys.version_info >= (3, 12):
         return asyncio.run(main, loop_factory=loop_factory, debug=debug, **run_kwargs)
     if run_kwargs:
         raise TypeError("run() got an unexpected keyword argument %r" % next(iter(run_kwargs)))
@@ -82,13 +96,13 @@ def run(main, *, loop_factory=new_event_loop, debug=None, **run_kwargs):
     # fail in its cleanup with a less helpful error.
     if _events._get_running_loop() is not None:
         raise RuntimeError("asyncio.run() cannot be called from a running event loop")
-    if _compat.PY311:
+    if sys.version_info >= (3, 11):
         with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
             return runner.run(main)
     # 3.9 / 3.10: asyncio.run has no loop_factory; do what it does.
     if not asyncio.iscoroutine(main):
         raise ValueError("a coroutine was expected, got {!r}".format(main))
-    loop = loop_factory()
+    loop = loop_factory() if loop_factory is not None else asyncio.new_event_loop()
     try:
         if debug is not None:
             loop.set_debug(debug)

@@ -12,7 +12,21 @@ below instead of type strings (which also skips a string lookup per call).
 
 from __future__ import annotations
 
-from ._uv import ffi, lib
+import os
+import sys
+
+try:
+    from ._uv import ffi, lib
+except ImportError as _exc:
+    # A source checkout on sys.path (the current directory, for ``python x.py``
+    # or pytest run at its root) hides the installed package; say so, since
+    # "No module named 'uvloop_like._uv'" does not.
+    from ._missing import missing_extension_error
+
+    _error = missing_extension_error(os.path.dirname(os.path.abspath(__file__)), sys.path)
+    if _error is None:
+        raise
+    raise _error from _exc
 
 for _name in dir(lib):
     getattr(lib, _name)
