@@ -29,7 +29,7 @@ $(STAMP): $(PY) $(SOURCES)
 	@# --prefer-binary: an older wheel beats building from source (PyPy 3.9 gets
 	@# cryptography, for trustme, as a wheel; the newest needs Rust and crates.io).
 	$(PY) -m pip install -q --prefer-binary 'setuptools>=77' wheel 'cffi>=1.15; python_version < "3.13"' \
-		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8' 'trustme>=1.0' 'uvicorn>=0.36' 'pytest-asyncio>=0.23' 'anyio>=4' \
+		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8' 'trustme>=1.0' 'uvicorn>=0.36' 'pytest-asyncio>=0.23' 'anyio>=4' 'gunicorn>=21' \
 		'blockbuster>=1.5; platform_python_implementation != "PyPy"' \
 		$(HYPOTHESIS) \
 		'pyopenssl>=23; platform_python_implementation != "PyPy"' 'pyopenssl>=23,<25; platform_python_implementation == "PyPy"'

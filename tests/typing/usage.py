@@ -50,3 +50,12 @@ def entry() -> None:
         with asyncio.Runner(loop_factory=uvloop_like.new_event_loop) as runner:
             runner.run(main())
     print(version)
+
+
+def gunicorn_workers() -> list[str]:
+    from uvloop_like.gunicorn import AiohttpWorker, UvicornWorker
+
+    class H11Worker(UvicornWorker):
+        CONFIG_KWARGS = {"http": "h11"}
+
+    return [AiohttpWorker.__name__, H11Worker.__name__]
