@@ -1,4 +1,4 @@
-# Entry points: test, test-all, check-dist, bench, conformance, lint, clean,
+# Entry points: test, test-all, check-dist, wheel, check-wheel, bench, conformance, lint, clean,
 # fuzz (the stdlib-vs-uvloop_like differential test, long: FUZZ_EXAMPLES=5000),
 # sanitize (libuv and uvl.c under ASan+UBSan in .venv-sanitize, then the unit
 # suite; docs/sanitize.md).
@@ -18,7 +18,7 @@ SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor
 PYTEST_FLAGS ?= -q
 HYPOTHESIS := 'hypothesis>=6.100,<7'
 
-.PHONY: test test-unit test-unit-core test-debug test-reliability fuzz sanitize test-all check-dist conformance bench lint clean dev docs
+.PHONY: test test-unit test-unit-core test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench lint clean dev docs
 
 dev: $(STAMP)
 
@@ -91,10 +91,22 @@ test-all:
 sanitize:
 	PYTHON=$(PYTHON) bash .ci/sanitize.sh
 
-# The sdist holds libuv and every module, and installs into a fresh venv with
-# no network; the installed copy imports and runs.
+# The sdist holds libuv, every module and both licences, and installs into a
+# fresh venv with no network (and stops with one clear line with no compiler);
+# then check-wheel.
 check-dist:
 	bash .ci/check-dist.sh
+	bash .ci/check-wheel.sh
+
+# A manylinux_2_28 (or older) wheel for $(PYTHON) in dist/, built from the
+# sdist and repaired by auditwheel.
+wheel:
+	bash .ci/build-wheel.sh
+
+# make wheel, then the wheel installs into a fresh venv with no compiler on
+# PATH (CC=/bin/false) and passes a smoke test (TCP, TLS, subprocess, DNS).
+check-wheel:
+	bash .ci/check-wheel.sh
 
 bench: $(STAMP)
 	@test -f $(BENCH_STAMP) || { $(PY) -m pip install -q uvloop || echo "uvloop not installable here: benchmarking without it"; touch $(BENCH_STAMP); }

@@ -234,6 +234,8 @@ int uvl_spawn(uv_loop_t *loop, uv_process_t *p, const char *file,
               const int *fds, int nfds, int *linked);
 int uvl_find_inheritable(const int *skip, int nskip);
 int uvl_child_peek(int pid, int block, int *returncode);
+#define UVL_SPAWN_USABLE ...
+#define UVL_SPAWN_CHDIR ...
 int uvl_posix_spawn_usable(void);
 int uvl_posix_spawn(const char *file, int search, char **args, char **env,
                     const char *cwd, int setsid, const int *fds, int nfds,
@@ -416,9 +418,12 @@ def static_libuv():
     build_static_libuv() makes the archive, from setup.py's build_ext."""
     plat = _platform()
     libraries = LIBUV_PLATFORM[plat][2]
-    out_dir = os.path.join(HERE, "build", "libuv-%s-%s" % (fetch_libuv.LIBUV_VERSION, sysconfig.get_platform()))
+    name = "libuv-%s-%s" % (fetch_libuv.LIBUV_VERSION, sysconfig.get_platform())
     if SANITIZE:
-        out_dir += "-sanitize-" + SANITIZE.replace(",", "-")
+        name += "-sanitize-" + SANITIZE.replace(",", "-")
+    if manylinux():
+        name += "-manylinux_%d_%d" % MANYLINUX_GLIBC
+    out_dir = os.path.join(HERE, "build", name)
     return fetch_libuv.DEST, os.path.join(out_dir, "libuv.a"), libraries
 
 
@@ -426,6 +431,8 @@ def build_static_libuv():
     """Compile vendor/libuv into build/libuv-<version>-<platform>/libuv.a (cached)."""
     src_root = fetch_libuv.ensure(verbose=False)
     _, archive, libraries = static_libuv()
+    if manylinux():
+        write_glibc_compat_header()  # the extension's objects include it too
     if os.path.exists(archive):
         return src_root, archive, libraries
     out_dir = os.path.dirname(archive)
@@ -437,15 +444,19 @@ def build_static_libuv():
     cflags += sanitize_flags()
     cflags += ["-D" + d for d in defines]
     cflags += ["-I" + os.path.join(src_root, "include"), "-I" + os.path.join(src_root, "src")]
-    sources = LIBUV_COMMON + LIBUV_UNIX + extra_sources
+    sources = [os.path.join(src_root, "src", rel) for rel in LIBUV_COMMON + LIBUV_UNIX + extra_sources]
+    if manylinux():
+        cflags += ["-include", GLIBC_COMPAT_HEADER]
+        sources.append(GLIBC_COMPAT_SHIM)
     # The archive is shared by every interpreter's build in this tree (libuv does
     # not depend on Python).  Build in a private directory and publish with one
     # rename, so two builds at once (two venvs) never see a half-written archive.
     work = tempfile.mkdtemp(prefix="tmp-", dir=out_dir)
     try:
-        def compile_one(rel):
-            obj = os.path.join(work, rel.replace("/", "_")[:-2] + ".o")
-            _run(cc + cflags + ["-c", os.path.join(src_root, "src", rel), "-o", obj])
+        def compile_one(path):
+            rel = os.path.relpath(path, os.path.join(src_root, "src"))
+            obj = os.path.join(work, rel.replace(os.sep, "_").replace(".", "_")[:-2] + ".o")
+            _run(cc + cflags + ["-c", path, "-o", obj])
             return obj
 
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
@@ -456,6 +467,75 @@ def build_static_libuv():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return src_root, archive, libraries
+
+
+# --- manylinux: a wheel that loads on glibc 2.28 when built on a newer one ---
+#
+# `make wheel` sets UVLOOP_LIKE_MANYLINUX=1.  A module linked on glibc 2.34+
+# binds pthread_*, sem_* and dl* to the versions those functions got when
+# libpthread/libdl merged into libc (GLIBC_2.34), pthread_sigmask to 2.32,
+# and stat64/fstat64/lstat64 to 2.33, where they became functions; so it
+# needs glibc 2.34 to load.  Every such symbol but the stat family is still
+# exported under its older version, for programs linked before: a header
+# force-included into every object (generated from the build host's libc
+# by write_glibc_compat_header) binds each one there with .symver, and the
+# module names libpthread.so.0 and libdl.so.2, which hold them before 2.34
+# (stubs after).  The stat family had no symbol before 2.33 (the headers
+# called __xstat64 & co, still exported): glibc_compat.c defines them so.
+# What remains newer than 2.28 (posix_spawn_file_actions_addchdir_np, 2.29)
+# is looked up at run time (uvl.c).  `auditwheel repair --plat
+# manylinux_2_28_<arch>` then checks the result.
+
+MANYLINUX_GLIBC = (2, 28)
+GLIBC_COMPAT_SHIM = os.path.join(HERE, "uvloop_like", "_native", "glibc_compat.c")
+GLIBC_COMPAT_HEADER = os.path.join(HERE, "build", "glibc-compat-%d_%d" % MANYLINUX_GLIBC, "glibc_compat.h")
+
+
+def manylinux():
+    return os.environ.get("UVLOOP_LIKE_MANYLINUX") == "1" and sys.platform.startswith("linux")
+
+
+def _glibc_version(text):
+    return tuple(int(part) for part in text.split("_", 1)[1].split("."))
+
+
+def write_glibc_compat_header():
+    """Write GLIBC_COMPAT_HEADER: one .symver per libc function whose default
+    version is newer than MANYLINUX_GLIBC and that libc still exports under
+    an older one (the newest such), taken from the build host's libc.so.6."""
+    import re
+
+    cc = os.environ.get("CC", "cc").split()
+    libc = subprocess.check_output(cc + ["-print-file-name=libc.so.6"]).decode().strip()
+    table = subprocess.check_output([os.environ.get("OBJDUMP", "objdump"), "-T", libc]).decode()
+    versions = {}   # name -> {version tuple: version name}
+    default = {}    # name -> default version tuple
+    pattern = re.compile(r"\sDF\s+(\S+)\s+\S+\s+(\(?)(GLIBC_[0-9.]+)\)?\s+(\S+)$")
+    for line in table.splitlines():
+        m = pattern.search(line)
+        if m is None or m.group(1) == "*UND*":
+            continue
+        hidden, version, name = m.group(2), m.group(3), m.group(4)
+        number = _glibc_version(version)
+        versions.setdefault(name, {})[number] = version
+        if not hidden:
+            default[name] = number
+    lines = [
+        "/* Generated by build_ffi.write_glibc_compat_header() from %s:" % libc,
+        " * binds libc functions newer than glibc %d.%d to their older versions. */" % MANYLINUX_GLIBC,
+    ]
+    for name in sorted(default):
+        if default[name] <= MANYLINUX_GLIBC:
+            continue
+        older = [v for v in versions[name] if v <= MANYLINUX_GLIBC]
+        if older:
+            lines.append('__asm__(".symver %s,%s@%s");' % (name, name, versions[name][max(older)]))
+    os.makedirs(os.path.dirname(GLIBC_COMPAT_HEADER), exist_ok=True)
+    tmp = GLIBC_COMPAT_HEADER + ".tmp-%d" % os.getpid()
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, GLIBC_COMPAT_HEADER)
+    return GLIBC_COMPAT_HEADER
 
 
 def _system_libuv():
@@ -503,9 +583,15 @@ def _make_ffi():
         # posix_spawn_file_actions_addchdir_np).  "1": as CPython's pyconfig.h
         # defines it, so the two definitions agree.
         kwargs["define_macros"] = [("_GNU_SOURCE", "1")]
+    if manylinux():
+        # The header exists by the time the module compiles: build_ext writes
+        # it with libuv's archive (build_static_libuv) first.
+        kwargs["extra_compile_args"] = ["-include", GLIBC_COMPAT_HEADER]
+        kwargs["extra_link_args"] = kwargs.get("extra_link_args", []) + [
+            "-Wl,--no-as-needed", "-l:libpthread.so.0", "-l:libdl.so.2", "-Wl,--as-needed"]
     kwargs["py_limited_api"] = False
     if SANITIZE:
-        kwargs["extra_compile_args"] = sanitize_flags()
+        kwargs["extra_compile_args"] = kwargs.get("extra_compile_args", []) + sanitize_flags()
         kwargs["extra_link_args"] = kwargs.get("extra_link_args", []) + sanitize_flags()
     ffi.set_source("uvloop_like._uv", helpers, **kwargs)
     return ffi

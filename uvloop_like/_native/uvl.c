@@ -637,15 +637,37 @@ static int uvl_child_peek(int pid, int block, int *returncode)
 #include <spawn.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <dlfcn.h>
 
-#if defined(__linux__) && defined(__GLIBC__) && defined(SYS_pidfd_open) \
-    && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
-#define UVL_HAVE_POSIX_SPAWN 1   /* addchdir_np: 2.29; POSIX_SPAWN_SETSID: 2.26 */
+/* Built against any glibc, the path is chosen at run time: a wheel built on
+ * one glibc runs on older ones (manylinux_2_28), where what it needs may be
+ * missing.  pidfd_open is the same syscall number on every architecture of
+ * the unified table (Linux 5.3+); older kernels answer ENOSYS at run time. */
+#if defined(__linux__) && !defined(SYS_pidfd_open) \
+    && (defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(__arm__) \
+        || defined(__powerpc64__) || defined(__s390x__) || defined(__riscv))
+#define SYS_pidfd_open 434
+#endif
+#if defined(__linux__) && !defined(POSIX_SPAWN_SETSID)
+#define POSIX_SPAWN_SETSID 0x80   /* glibc 2.26; older ones refuse it with EINVAL */
+#endif
+
+#if defined(__linux__) && defined(__GLIBC__) && defined(SYS_pidfd_open)
+#define UVL_HAVE_POSIX_SPAWN 1
 #else
 #define UVL_HAVE_POSIX_SPAWN 0
 #endif
 
 extern char **environ;
+
+#if UVL_HAVE_POSIX_SPAWN
+/* posix_spawn_file_actions_addchdir_np (glibc 2.29), looked up at run time
+ * rather than linked: linking it would make the module need glibc 2.29 to
+ * load at all.  NULL where the running glibc lacks it: children with a cwd
+ * then go through uv_spawn (uvl_posix_spawn_usable() says so). */
+typedef int (*uvl_addchdir_fn)(posix_spawn_file_actions_t *, const char *);
+static uvl_addchdir_fn uvl_addchdir;
+#endif
 
 /* A pidfd for `pid` (close-on-exec), or a UV_E* code. */
 static int uvl_pidfd_open(int pid)
@@ -659,18 +681,31 @@ static int uvl_pidfd_open(int pid)
 #endif
 }
 
-/* 1 when children can be started with posix_spawn and watched by pidfd
- * here (glibc, Linux >= 5.3, no seccomp filter refusing pidfd_open). */
+#define UVL_SPAWN_USABLE 1   /* posix_spawn + pidfd work here */
+#define UVL_SPAWN_CHDIR 2    /* ... and a child can get its own cwd */
+
+/* UVL_SPAWN_USABLE when children can be started with posix_spawn and watched
+ * by pidfd here (glibc, Linux >= 5.3, no seccomp filter refusing
+ * pidfd_open), with UVL_SPAWN_CHDIR when the running glibc (2.29+) has
+ * posix_spawn_file_actions_addchdir_np; 0 otherwise.  Called once, at
+ * import (handles/process.py). */
 static int uvl_posix_spawn_usable(void)
 {
+#if UVL_HAVE_POSIX_SPAWN
     int fd;
-    if (!UVL_HAVE_POSIX_SPAWN)
-        return 0;
+    void *sym;
     fd = uvl_pidfd_open((int)getpid());
     if (fd < 0)
         return 0;
     close(fd);
-    return 1;
+    sym = dlsym(RTLD_DEFAULT, "posix_spawn_file_actions_addchdir_np");
+    /* dlsym hands back a data pointer; copy it into the function pointer
+     * (ISO C has no cast between the two). */
+    memcpy(&uvl_addchdir, &sym, sizeof(uvl_addchdir));
+    return UVL_SPAWN_USABLE | (uvl_addchdir != NULL ? UVL_SPAWN_CHDIR : 0);
+#else
+    return 0;
+#endif
 }
 
 /* Start `file` (PATH search when `search`) as uvl_spawn does: fds[i] >= 0
@@ -727,7 +762,7 @@ static int uvl_posix_spawn(const char *file, int search, char **args, char **env
         }
     }
     if (r == 0 && cwd != NULL)
-        r = posix_spawn_file_actions_addchdir_np(&actions, cwd);
+        r = uvl_addchdir != NULL ? uvl_addchdir(&actions, cwd) : ENOSYS;
     if (r == 0) {
         sigemptyset(&sigdefault);
         for (s = 1; s < 32; s++)

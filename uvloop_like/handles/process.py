@@ -36,7 +36,10 @@ UV_EINTR = -errno.EINTR
 # Children can start with posix_spawn and be watched by pidfd here.
 logger = logging.getLogger("asyncio")
 
-POSIX_SPAWN = bool(lib.uvl_posix_spawn_usable())
+_SPAWN = lib.uvl_posix_spawn_usable()
+POSIX_SPAWN = bool(_SPAWN & lib.UVL_SPAWN_USABLE)
+# ... with a cwd of its own: glibc 2.29+ (looked up at run time by uvl.c).
+POSIX_SPAWN_CHDIR = bool(_SPAWN & lib.UVL_SPAWN_CHDIR)
 
 
 def find_inheritable(skip):

@@ -39,6 +39,7 @@ from asyncio import base_subprocess as _base_subprocess
 from ..handles.process import (
     DETACHED,
     POSIX_SPAWN,
+    POSIX_SPAWN_CHDIR,
     SETGID,
     SETUID,
     ProcessHandle,
@@ -244,8 +245,10 @@ def _make_plan(args, shell, stdin, stdout, stderr, kwargs):
             flags |= SETGID
     plan.flags = flags
     # posix_spawn (no fork: see handles/process.py) unless the child must
-    # change its user or group, which only uv_spawn's child does.
+    # change its user or group, which only uv_spawn's child does, or its
+    # directory on a glibc older than 2.29.
     plan.posix_spawn = (POSIX_SPAWN and not flags & (SETUID | SETGID)
+                        and (plan.cwd is None or POSIX_SPAWN_CHDIR)
                         and (same_path or b"/" in plan.file))
 
     pass_fds = kwargs.get("pass_fds", ())
