@@ -17,6 +17,8 @@ BENCH_STAMP := $(VENV)/.uvloop_like-bench
 SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py
 PYTEST_FLAGS ?= -q
 HYPOTHESIS := 'hypothesis>=6.100,<7'
+# The frameworks of docs/recipes.md (tests/test_recipes.py; anyio is above); granian's wheels: CPython.
+RECIPES := 'hypercorn>=0.14' 'granian>=2.5; platform_python_implementation == "CPython"'
 
 .PHONY: test test-unit test-unit-core test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench lint clean dev docs
 
@@ -31,6 +33,7 @@ $(STAMP): $(PY) $(SOURCES)
 	$(PY) -m pip install -q --prefer-binary 'setuptools>=77' wheel 'cffi>=1.15; python_version < "3.13"' \
 		'cffi>=1.17; python_version >= "3.13"' 'pytest>=7' 'pytest-timeout>=2' 'aiohttp>=3.8' 'trustme>=1.0' 'uvicorn>=0.36' 'pytest-asyncio>=0.23' 'anyio>=4' 'gunicorn>=21' \
 		'blockbuster>=1.5; platform_python_implementation != "PyPy"' \
+		$(RECIPES) \
 		$(HYPOTHESIS) \
 		'pyopenssl>=23; platform_python_implementation != "PyPy"' 'pyopenssl>=23,<25; platform_python_implementation == "PyPy"'
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
