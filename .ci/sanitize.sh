@@ -39,7 +39,7 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 VPY=$PWD/$VENV/bin/python
-"$VPY" -m pip install -q --prefer-binary 'setuptools>=64' wheel 'cffi>=1.15'
+"$VPY" -m pip install -q --prefer-binary 'setuptools>=77' wheel 'cffi>=1.15'
 # The sanitized module, and the test dependencies from pyproject.toml's [test] extra.
 (cd "$TREE" && CC="$CC" UVLOOP_LIKE_SANITIZE="$SAN" \
     "$VPY" -m pip install -q --prefer-binary --no-build-isolation -e ".[test]")
