@@ -14,13 +14,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.uvloop_like-installed
 BENCH_STAMP := $(VENV)/.uvloop_like-bench
-SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py
+SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py uvloop_like/_core.c
 PYTEST_FLAGS ?= -q
 HYPOTHESIS := 'hypothesis>=6.100,<7'
 # The frameworks of docs/recipes.md (tests/test_recipes.py; anyio is above); granian's wheels: CPython.
 RECIPES := 'hypercorn>=0.14' 'granian>=2.5; platform_python_implementation == "CPython"'
 
-.PHONY: test test-unit test-unit-core test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench lint clean dev docs
+.PHONY: test test-unit test-unit-core test-native test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench lint clean dev docs
 
 dev: $(STAMP)
 
@@ -53,6 +53,11 @@ test-unit: $(STAMP)
 # test-all's column: the unit suite without the framework tests.
 test-unit-core: $(STAMP)
 	$(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
+
+# The unit suite on the native core (uvloop_like/_core.c, opt-in for now:
+# UVLOOP_LIKE_CORE=native); fails at once if that core did not build.
+test-native: $(STAMP)
+	UVLOOP_LIKE_CORE=native $(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
 
 test-debug: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)

@@ -343,6 +343,13 @@ void uvl_sendfile_stop(uvl_sendfile_t *r);
 """
 CDEF += CDEF_FS
 
+# --- native core (issue 9): the table of libuv entry points uvloop_like._core
+# calls (one libuv per process; uvl.c's "native core" section).
+CDEF_CORE_API = """
+const void *uvl_core_api(void);
+"""
+CDEF += CDEF_CORE_API
+
 
 # --- libuv sources ---------------------------------------------------------
 

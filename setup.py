@@ -7,12 +7,13 @@
 # tree; a checkout fetches it first (vendor/fetch_libuv.py; nothing of
 # libuv's is committed).
 import os
+import platform
 import shlex
 import shutil
 import sys
 import sysconfig
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext as _build_ext
 from setuptools.errors import PlatformError
 
@@ -83,4 +84,15 @@ except (fetch_libuv.FetchError, OSError) as exc:
              "set LIBUV_SOURCE to a libuv %s tree or tarball, or build from the sdist"
              % (exc, fetch_libuv.LIBUV_VERSION))
 
-setup(cmdclass={"build_ext": build_ext}, cffi_modules=["build_ffi.py:ffibuilder"])
+# The optional native core (uvloop_like/_core.c, issue 9): CPython only, and
+# optional: if it fails to compile, the package installs and runs on the
+# Python core.
+ext_modules = []
+if platform.python_implementation() == "CPython":
+    ext_modules.append(Extension(
+        "uvloop_like._core", ["uvloop_like/_core.c"], optional=True,
+        extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter",
+                            "-Wno-missing-field-initializers"]))
+
+setup(cmdclass={"build_ext": build_ext}, cffi_modules=["build_ffi.py:ffibuilder"],
+      ext_modules=ext_modules)

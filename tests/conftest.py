@@ -14,6 +14,11 @@ After each test the fixture:
   was never retrieved" reports land in the recorder too;
 * for uvloop_like, fails if a libuv handle or request is still open once the
   loop is closed.
+
+The core the ``uvloop_like`` loops run is the process's (see
+uvloop_like/_coresel.py): ``UVLOOP_LIKE_CORE=native`` runs the whole suite on
+the native core (``make test-native``), and the session fails at once if that
+core is not available rather than silently testing the Python one.
 """
 from __future__ import annotations
 
@@ -24,6 +29,26 @@ import importlib.util
 import pytest
 
 LOOP_KINDS = ("asyncio", "uvloop_like")
+
+
+def _wanted_core():
+    import os
+
+    if os.environ.get("UVLOOP_LIKE_PURE", "") not in ("", "0"):
+        return "python"
+    if os.environ.get("UVLOOP_LIKE_CORE", "python").strip().lower() == "native":
+        return "native"
+    return "python"
+
+
+def pytest_report_header(config):
+    return "uvloop_like core: %s (wanted %s)" % (_import_uvloop_like().core(), _wanted_core())
+
+
+def pytest_sessionstart(session):
+    if _wanted_core() == "native" and _import_uvloop_like().core() != "native":
+        pytest.exit("UVLOOP_LIKE_CORE=native, but the native core is not available "
+                    "(uvloop_like._core did not build or import)", returncode=3)
 
 
 def _import_uvloop_like():

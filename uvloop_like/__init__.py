@@ -12,12 +12,13 @@ import sys
 from asyncio import events as _events
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, TypeVar
 
+from ._coresel import core
 from ._ffi import ffi as _ffi
 from ._ffi import lib as _lib
 from .loop import Loop
 
 __version__ = "0.1.0"
-__all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run", "libuv_version"]
+__all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run", "libuv_version", "core"]
 
 
 def libuv_version() -> str:

@@ -38,7 +38,7 @@ from asyncio import format_helpers as _format_helpers
 from asyncio import futures as _futures
 from asyncio import tasks as _tasks
 
-from . import _compat, dns
+from . import _compat, _coresel, dns
 from ._futures import set_result_unless_cancelled
 from .datagram import DatagramMixin
 from .handles.core import LoopCore
@@ -130,6 +130,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
     ``uvloop_like.run(main())`` or ``asyncio.Runner(loop_factory=uvloop_like.new_event_loop)``."""
 
     def __init__(self):
+        self._native = None                    # the native core (_coresel), if selected
         self._closed = False
         self._stopping = False
         self._ready = collections.deque()      # Handles to run, FIFO
@@ -171,6 +172,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
             self._ssock.setblocking(False)
             self._csock.setblocking(False)
             self._add_reader(self._ssock.fileno(), self._read_from_self)
+            self._native = _coresel.attach(self, Loop)
         except BaseException:
             self._close_uv()
             raise
@@ -341,6 +343,9 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         """One iteration; with until_stopped, iterate until stop() was called
         (run_forever's loop, kept in one frame so the locals below are looked
         up once, not once per iteration)."""
+        native = self._native
+        if native is not None and native.run(until_stopped):
+            return
         ready = self._ready
         popleft = ready.popleft
         core = self._core

@@ -1268,3 +1268,29 @@ static void uvl_sendfile_stop(uvl_sendfile_t *r)
 {
     __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
 }
+
+/* --- native core (issue 9): the libuv entry points uvloop_like._core uses ---
+ *
+ * The optional CPython extension uvloop_like._core drives the loop from C,
+ * but there is one libuv in the process: this module's (statically linked,
+ * symbols private).  So _core never links libuv; it calls these functions
+ * through a table of pointers, uvl_core_api() below, whose address _core
+ * reads through this module's ffi at import.  abi and size let _core
+ * refuse a table from a build that does not match it. */
+typedef struct {
+    int abi;
+    int size;
+    int (*run)(uvl_loop_t *l, int64_t timeout_ms);
+    int (*wakeup)(uvl_loop_t *l);
+} uvl_core_api_t;
+
+#define UVL_CORE_API_ABI 1
+
+static const uvl_core_api_t uvl_core_api_table = {
+    UVL_CORE_API_ABI, (int)sizeof(uvl_core_api_t), uvl_run, uvl_wakeup,
+};
+
+static const void *uvl_core_api(void)
+{
+    return &uvl_core_api_table;
+}

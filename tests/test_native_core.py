@@ -1,0 +1,490 @@
+"""The scheduler paths the native core (uvloop_like/_core.c) takes over,
+tested on both loops for exactness, plus the native core's own hostile-input
+and reference-leak checks.
+
+The whole unit suite runs on the native core with ``make test-native``
+(``UVLOOP_LIKE_CORE=native``); the tests here pin the corners where a C
+reimplementation could drift from asyncio: real Handle types, a patched or
+overridden ``time``, an instance-replaced ``call_at``, the exception being
+handled while the handler runs, hostile Handle attributes, heap order of
+equal deadlines, and wrong argument types.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import heapq
+import importlib.util
+import os
+import platform
+import sys
+
+import pytest
+
+import uvloop_like
+
+NATIVE = uvloop_like.core() == "native"
+native_only = pytest.mark.skipif(not NATIVE, reason="runs on the native core (make test-native)")
+
+
+def _run_briefly(loop, n=3):
+    for _ in range(n):
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+
+
+def test_core_reports_the_selected_core():
+    assert uvloop_like.core() in ("native", "python")
+    wanted = ("native" if os.environ.get("UVLOOP_LIKE_CORE", "").lower() == "native"
+              and os.environ.get("UVLOOP_LIKE_PURE", "") in ("", "0") else "python")
+    if platform.python_implementation() != "CPython":
+        assert uvloop_like.core() == "python"
+    elif importlib.util.find_spec("uvloop_like._core") is not None:
+        assert uvloop_like.core() == wanted
+
+
+def test_handles_are_asyncio_types(loop):
+    h = loop.call_soon(print, "x")
+    t = loop.call_later(100, print)
+    a = loop.call_at(loop.time() + 100, print)
+    assert type(h) is asyncio.Handle
+    assert type(t) is asyncio.TimerHandle and type(a) is asyncio.TimerHandle
+    assert "print('x')" in repr(h) and "when=" in repr(t)
+    assert t.when() > loop.time() and not t.cancelled()
+    for x in (h, t, a):
+        x.cancel()
+        assert x.cancelled()
+    assert loop._timer_cancelled_count == 2
+    _run_briefly(loop)
+
+
+def test_cancelled_timer_count_and_purge(loop):
+    timers = [loop.call_later(1000 + i, print) for i in range(300)]
+    for t in timers[:250]:
+        t.cancel()
+    assert loop._timer_cancelled_count == 250
+    _run_briefly(loop)
+    # Purged (more than 100 and more than half cancelled): stdlib and ours alike.
+    assert loop._timer_cancelled_count == 0
+    assert len(loop._scheduled) == 50
+    for t in timers[250:]:
+        t.cancel()
+
+
+def test_equal_deadlines_fire_in_heapq_order(loop):
+    fired = []
+    whens = [loop.time() - 10 + (i * 7919 % 5) for i in range(60)]
+    heap = []
+    for i, when in enumerate(whens):
+        loop.call_at(when, fired.append, i)
+        heapq.heappush(heap, (when, i))
+    # stdlib's order: heapq over TimerHandles compared by _when only.
+    expected = []
+    timers = []
+
+    class T:
+        def __init__(self, when, i):
+            self.when, self.i = when, i
+
+        def __lt__(self, other):
+            return self.when < other.when
+
+    for i, when in enumerate(whens):
+        heapq.heappush(timers, T(when, i))
+    while timers:
+        expected.append(heapq.heappop(timers).i)
+    _run_briefly(loop)
+    assert fired == expected
+
+
+def test_int_and_float_deadlines_mix(loop):
+    fired = []
+    base = int(loop.time()) - 1
+    loop.call_at(base + 0.5, fired.append, "half")
+    loop.call_at(base, fired.append, "int")
+    loop.call_later(0, fired.append, "now")
+    _run_briefly(loop)
+    assert fired == ["int", "half", "now"]
+
+
+def test_instance_patched_time_moves_call_later(loop):
+    loop.time = lambda: 5000.0
+    try:
+        t = loop.call_later(2, print)
+        assert t.when() == 5002.0
+        t.cancel()
+    finally:
+        del loop.time
+
+
+def test_subclass_time_moves_call_later(loop):
+    sub_cls = type("Sub", (type(loop),), {"time": lambda self: 7000.0})
+    sub = sub_cls()
+    try:
+        t = sub.call_later(1, print)
+        assert t.when() == 7001.0
+        t.cancel()
+    finally:
+        sub.close()
+
+
+def test_subclass_overriding_call_soon_is_used(loop):
+    seen = []
+
+    def call_soon(self, callback, *args, context=None):
+        seen.append(callback)
+        return super(sub_cls, self).call_soon(callback, *args, context=context)
+
+    sub_cls = type("Sub", (type(loop),), {"call_soon": call_soon})
+    sub = sub_cls()
+    try:
+        out = []
+        sub.call_soon(out.append, 1)
+        sub.call_soon(sub.stop)
+        sub.run_forever()
+        assert out == [1] and seen[0] == out.append
+        if "uvloop_like" in type(loop).__module__:
+            assert "call_soon" not in sub.__dict__
+    finally:
+        sub.close()
+
+
+def test_instance_replaced_call_at_sees_call_later(loop):
+    calls = []
+    orig = loop.call_at
+
+    def call_at(when, callback, *args, context=None):
+        calls.append(when)
+        return orig(when, callback, *args, context=context)
+
+    loop.call_at = call_at
+    try:
+        t = loop.call_later(10, print)
+        assert calls == [t.when()]
+        t.cancel()
+    finally:
+        del loop.call_at
+
+
+def test_handler_runs_while_the_exception_is_handled(loop, exc_handler):
+    seen = []
+
+    def handler(lp, context):
+        seen.append((context["message"], sys.exc_info()[1] is context["exception"]))
+
+    loop.set_exception_handler(handler)
+
+    def boom():
+        raise ValueError("boom")
+
+    h = loop.call_soon(boom)
+    _run_briefly(loop)
+    assert len(seen) == 1
+    assert seen[0][0].startswith("Exception in callback") and seen[0][1]
+    assert h is not None
+
+
+def test_exception_reports_handle_and_traceback(loop, exc_handler):
+    def boom():
+        raise KeyError("k")
+
+    h = loop.call_soon(boom)
+    _run_briefly(loop)
+    assert len(exc_handler) == 1
+    ctx = exc_handler[0]
+    assert ctx["handle"] is h and isinstance(ctx["exception"], KeyError)
+    assert ctx["exception"].__traceback__ is not None
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_exit_exceptions_stop_the_loop_and_keep_the_rest(loop, exc):
+    out = []
+
+    def boom():
+        raise exc()
+
+    loop.call_soon(out.append, 1)
+    loop.call_soon(boom)
+    loop.call_soon(out.append, 2)
+    with pytest.raises(exc):
+        loop.run_forever()
+    assert out == [1]
+    assert not loop.is_running()
+    _run_briefly(loop)
+    assert out == [1, 2]
+
+
+def test_callback_cancelling_its_own_handle(loop):
+    out = []
+    holder = []
+
+    def cb(x):
+        holder[0].cancel()
+        out.append(x)
+
+    holder.append(loop.call_soon(cb, object()))
+    _run_briefly(loop)
+    assert len(out) == 1 and holder[0].cancelled()
+
+
+def test_hostile_handle_attributes(loop, exc_handler):
+    out = []
+    h1 = loop.call_soon(out.append, 1)
+    h1._context = object()          # not a Context: AttributeError ('run')
+    h2 = loop.call_soon(out.append)
+    h2._args = [2]                  # a list is fine for *args
+    h3 = loop.call_soon(out.append, 3)
+    h3._callback = None             # not callable: TypeError
+    h4 = loop.call_soon(out.append, 4)
+    h4._cancelled = 1               # truthy: skipped
+    _run_briefly(loop)
+    assert out == [2]
+    excs = exc_handler.exceptions()
+    assert [type(e) for e in excs] == [AttributeError, TypeError]
+
+
+def test_context_kwarg_and_current_context(loop):
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in-ctx")
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    loop.call_later(0, lambda: seen.append(var.get()), context=ctx)
+    loop.call_at(loop.time(), lambda: seen.append(var.get()))
+    var.set("outer")
+    loop.call_soon_threadsafe(lambda: seen.append(var.get()))
+    _run_briefly(loop)
+    assert sorted(seen) == ["in-ctx", "in-ctx", "outer", "unset"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lp: lp.call_soon(),
+    lambda lp: lp.call_soon(print, context=None, extra=1),
+    lambda lp: lp.call_soon_threadsafe(),
+    lambda lp: lp.call_soon_threadsafe(print, bogus=1),
+    lambda lp: lp.call_later(),
+    lambda lp: lp.call_later(1),
+    lambda lp: lp.call_later("1", print),
+    lambda lp: lp.call_later(1, print, contxt=None),
+    lambda lp: lp.call_at(),
+    lambda lp: lp.call_at(1),
+    lambda lp: lp.call_at(1, print, foo=2),
+], ids=["soon-noargs", "soon-kw", "ts-noargs", "ts-kw", "later-noargs", "later-nocb",
+        "later-str", "later-kw", "at-noargs", "at-nocb", "at-kw"])
+def test_bad_arguments_raise_type_error(loop, call):
+    with pytest.raises(TypeError):
+        call(loop)
+    assert not loop._ready or all(h.cancelled() for h in loop._ready)
+
+
+def test_none_delay_and_when(loop):
+    if sys.version_info >= (3, 11):
+        with pytest.raises(TypeError):
+            loop.call_later(None, print)
+        with pytest.raises(TypeError):
+            loop.call_at(None, print)
+    else:
+        with pytest.raises((TypeError, AssertionError)):
+            loop.call_later(None, print)
+
+
+def test_uncomparable_when_is_refused(loop):
+    t = loop.call_later(100, print)
+    with pytest.raises(TypeError):
+        loop.call_at("soon", print)
+    # heapq appends before comparing: the bad timer is in the heap, as in stdlib.
+    bad = [x for x in loop._scheduled if x._when == "soon"]
+    assert len(bad) == 1
+    loop._scheduled.remove(bad[0])
+    heapq.heapify(loop._scheduled)
+    t.cancel()
+
+
+def test_closed_loop_refuses_scheduling(loop):
+    loop.close()
+    for call in (lambda: loop.call_soon(print), lambda: loop.call_soon_threadsafe(print),
+                 lambda: loop.call_later(1, print), lambda: loop.call_at(1, print)):
+        with pytest.raises(RuntimeError, match="closed"):
+            call()
+
+
+def test_debug_mode_handles_record_tracebacks(loop):
+    loop.set_debug(True)
+    try:
+        h = loop.call_soon(print)
+        t = loop.call_later(100, print)
+        assert h._source_traceback and t._source_traceback
+        assert h._source_traceback[-1].name == "test_debug_mode_handles_record_tracebacks"
+        assert t._source_traceback[-1].name == "test_debug_mode_handles_record_tracebacks"
+        t.cancel()
+        _run_briefly(loop)
+    finally:
+        loop.set_debug(False)
+
+
+def test_instance_replaced_run_once_is_called(loop):
+    count = []
+    orig = loop._run_once
+
+    def run_once(*args, **kwargs):
+        count.append(1)
+        return orig(*args, **kwargs)
+
+    loop._run_once = run_once
+    try:
+        async def main():
+            for _ in range(5):
+                await asyncio.sleep(0)
+
+        loop.run_until_complete(main())
+    finally:
+        del loop._run_once
+    assert len(count) >= 5
+
+
+# --- the native core itself ---------------------------------------------------
+
+@native_only
+def test_native_methods_are_bound():
+    loop = uvloop_like.new_event_loop()
+    try:
+        for name in ("call_soon", "call_soon_threadsafe", "call_later", "call_at"):
+            assert getattr(loop, name).__self__ is loop._native
+    finally:
+        loop.close()
+
+
+@native_only
+def test_core_constructor_refuses_bad_input():
+    from uvloop_like import _core
+    from uvloop_like._ffi import INT_P, ffi
+
+    loop = uvloop_like.new_event_loop()
+    try:
+        fns = (print, print, print, print, print)
+        with pytest.raises(TypeError):
+            _core.Core()
+        with pytest.raises(TypeError):
+            _core.Core(loop, 5, print, print, print, print)    # not callable
+        with pytest.raises(AttributeError):
+            _core.Core(5, *fns)                                # no _core
+        fake = type("Fake", (), {})()
+        fake._core = object()
+        with pytest.raises(TypeError):
+            _core.Core(fake, *fns)                             # not a LoopCore
+        ptr = loop._core.ptr
+        try:
+            loop._core.ptr = ffi.new(INT_P)
+            with pytest.raises(TypeError):
+                _core.Core(loop, *fns)                         # wrong cdata type
+            loop._core.ptr = 12345
+            with pytest.raises(TypeError):
+                _core.Core(loop, *fns)                         # not cdata
+        finally:
+            loop._core.ptr = ptr
+        with pytest.raises(RuntimeError):
+            loop._native.__init__(loop, *fns)
+        bare = _core.Core.__new__(_core.Core)
+        for call in (lambda: bare.call_soon(print), lambda: bare.call_later(1, print),
+                     lambda: bare.call_at(1, print), lambda: bare.call_soon_threadsafe(print),
+                     lambda: bare.run(True)):
+            with pytest.raises(RuntimeError, match="not initialized"):
+                call()
+        with pytest.raises(TypeError):
+            loop._native.run()
+    finally:
+        loop.close()
+
+
+@native_only
+def test_native_run_on_closed_loop_refuses():
+    loop = uvloop_like.new_event_loop()
+    native = loop._native
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        native.run(False)
+
+
+@native_only
+def test_replaced_ready_and_odd_state_fall_back():
+    loop = uvloop_like.new_event_loop()
+    try:
+        out = []
+        loop._ready = type("MyDeque", (__import__("collections").deque,), {})()
+        loop.call_soon(out.append, 1)   # not a plain deque: the Python core's path
+        assert len(loop._ready) == 1
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert out == [1]
+    finally:
+        loop.close()
+
+
+def _blocks():
+    gc.collect()
+    return sys.getallocatedblocks()
+
+
+def _leak_loop():
+    return uvloop_like.new_event_loop()
+
+
+@pytest.mark.timeout(300)
+def test_no_leak_over_a_million_callbacks():
+    loop = _leak_loop()
+    try:
+        def burst(n_batches):
+            left = [n_batches]
+
+            def tick(_x):
+                pass
+
+            def batch():
+                for _ in range(1000):
+                    loop.call_soon(tick, None)
+                left[0] -= 1
+                if left[0]:
+                    loop.call_soon(batch)
+                else:
+                    loop.call_soon(loop.stop)
+
+            loop.call_soon(batch)
+            loop.run_forever()
+
+        burst(50)
+        before = _blocks()
+        burst(1000)   # 1,000,000 callbacks
+        after = _blocks()
+        assert after - before < 2000, (before, after)
+    finally:
+        loop.close()
+
+
+@pytest.mark.timeout(300)
+def test_no_leak_over_a_hundred_thousand_timers():
+    loop = _leak_loop()
+    try:
+        def burst(n):
+            fired = [0]
+
+            def cb():
+                fired[0] += 1
+
+            timers = [loop.call_later(0, cb) for _ in range(n)]
+            for t in timers[::2]:
+                t.cancel()
+            later = [loop.call_at(loop.time() - 1, cb) for _ in range(n // 10)]
+            del timers, later
+            for _ in range(4):
+                loop.call_soon(loop.stop)
+                loop.run_forever()
+            return fired[0]
+
+        burst(10000)
+        before = _blocks()
+        assert burst(100000) == 50000 + 10000
+        after = _blocks()
+        assert after - before < 2000, (before, after)
+    finally:
+        loop.close()

@@ -1,0 +1,1422 @@
+/* uvloop_like._core: the optional native core (CPython only; issue 9).
+ *
+ * The loop class stays Python (uvloop_like.loop.Loop).  A Loop on the native
+ * core holds one Core object, and its instance dict binds Core's call_soon,
+ * call_soon_threadsafe, call_later and call_at over the class's Python
+ * methods (only those the loop's class does not override); Loop._run_once
+ * hands the whole run loop to Core.run.  Everything else -- the ready deque,
+ * the timer heap (a list kept in heapq order), the cancelled-timer count,
+ * stop(), debug mode, the exception handler -- is the Python core's own
+ * state in the loop's __dict__, read here at the points the Python core
+ * reads it, so both cores can run the same loop and Python code that looks
+ * at loop._ready or loop._scheduled sees what it always saw.
+ *
+ * Handles are real asyncio.Handle / asyncio.TimerHandle objects: allocated
+ * as their class's __new__ would and their slots set as __init__ sets them
+ * (the slot offsets come from the classes' member descriptors, checked at
+ * import: a Python whose Handle has other slots gets no native core).
+ *
+ * One libuv per process: the cffi module's.  Core reaches it through the
+ * table of function pointers uvl_core_api() returns (uvl.c, "native core"
+ * section), whose address Python passes in as an int.
+ *
+ * Whatever the core does not reproduce exactly goes to the Python methods:
+ * debug mode, Handle creation when the loop's _slow_handles is set, a
+ * call_at replaced on the instance, bad arguments (the Python function then
+ * raises its own error), and loop.time() replaced on the instance or by a
+ * subclass (the monotonic clock is read directly only while `time` is
+ * Loop.time; DESIGN.md rule 13).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <math.h>
+#include <stdint.h>
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
+static inline PyObject *Py_XNewRef(PyObject *o) { Py_XINCREF(o); return o; }
+#endif
+
+/* Must match uvl.c's uvl_core_api_t. */
+typedef struct {
+    int abi;
+    int size;
+    int (*run)(void *l, int64_t timeout_ms);
+    int (*wakeup)(void *l);
+} core_api_t;
+
+#define CORE_API_ABI 1
+#define MAX_WAIT_MS (24.0 * 3600 * 1000)  /* loop.py's _MAX_WAIT_MS */
+
+/* --- module state (single-phase init: one per process) ------------------ */
+
+static PyTypeObject *HandleType;       /* asyncio.Handle */
+static PyTypeObject *TimerHandleType;  /* asyncio.TimerHandle */
+static PyObject *DequeType;            /* collections.deque */
+static PyObject *ExitExceptions;       /* (SystemExit, KeyboardInterrupt) */
+static const core_api_t *CoreApi;      /* the cffi module's uvl_core_api() */
+/* To read a LoopCore's uvl_loop_t address from its cdata, through cffi
+ * (never from an int a caller passes: that would be a crash on demand). */
+static PyObject *LoopCoreType;         /* uvloop_like.handles.core.LoopCore */
+static PyObject *Ffi;                  /* uvloop_like._ffi.ffi */
+static PyObject *UintptrType;           /* ffi.typeof("uintptr_t") */
+static PyObject *UvlLoopPtrType;       /* ffi.typeof("uvl_loop_t *") */
+
+/* Slot offsets of Handle (and TimerHandle, which adds _when/_scheduled). */
+static Py_ssize_t off_callback, off_args, off_cancelled, off_loop, off_source_traceback,
+    off_repr, off_context, off_when, off_scheduled;
+
+static PyObject *s_closed, *s_slow_handles, *s_debug, *s_ready, *s_scheduled,
+    *s_timer_cancelled_count, *s_stopping, *s_clock_resolution, *s_time, *s_call_at,
+    *s_call_soon, *s_append, *s_popleft, *s_purge, *s_run_ready_debug, *s_report_error,
+    *s_process, *s_dispatch_pending, *s_pending, *s_run, *s_when, *s_cancelled,
+    *s_context, *s_callback, *s_args, *s_slow_hook;
+
+#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
+
+/* --- Core ----------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *loop;        /* the Loop */
+    PyObject *dict;        /* loop.__dict__: the Python core's state */
+    PyObject *lcore;       /* loop._core (handles/core.py LoopCore): owns the uvl_loop_t */
+    PyObject *pending;     /* lcore.pending: completions an exception interrupted */
+    void *uvl;             /* its uvl_loop_t * */
+    const core_api_t *api;
+    PyObject *time_func;   /* Loop.time: the clock is native while type(loop).time is it */
+    /* The Python core's functions (Loop.call_soon, ...) for the fallbacks. */
+    PyObject *py_call_soon, *py_call_soon_threadsafe, *py_call_later, *py_call_at;
+    PyObject *ready;       /* the deque last seen in loop._ready, and its methods */
+    PyObject *ready_append;
+    PyObject *ready_popleft;
+} CoreObject;
+
+static PyTypeObject CoreType;
+
+static int
+Core_traverse(CoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->loop);
+    Py_VISIT(self->dict);
+    Py_VISIT(self->lcore);
+    Py_VISIT(self->pending);
+    Py_VISIT(self->time_func);
+    Py_VISIT(self->py_call_soon);
+    Py_VISIT(self->py_call_soon_threadsafe);
+    Py_VISIT(self->py_call_later);
+    Py_VISIT(self->py_call_at);
+    Py_VISIT(self->ready);
+    Py_VISIT(self->ready_append);
+    Py_VISIT(self->ready_popleft);
+    return 0;
+}
+
+static int
+Core_clear(CoreObject *self)
+{
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->lcore);
+    Py_CLEAR(self->pending);
+    Py_CLEAR(self->time_func);
+    Py_CLEAR(self->py_call_soon);
+    Py_CLEAR(self->py_call_soon_threadsafe);
+    Py_CLEAR(self->py_call_later);
+    Py_CLEAR(self->py_call_at);
+    Py_CLEAR(self->ready);
+    Py_CLEAR(self->ready_append);
+    Py_CLEAR(self->ready_popleft);
+    self->uvl = NULL;
+    return 0;
+}
+
+static void
+Core_dealloc(CoreObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Core_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* int(ffi.cast(UINTPTR, cdata)) when cdata's type is `ptrtype`; 0 with an
+ * exception otherwise. */
+static uintptr_t
+cdata_address(PyObject *cdata, PyObject *ptrtype)
+{
+    PyObject *t = PyObject_CallMethod(Ffi, "typeof", "O", cdata);
+    if (t == NULL)
+        return 0;
+    int same = t == ptrtype;
+    Py_DECREF(t);
+    if (!same) {
+        PyErr_SetString(PyExc_TypeError, "Core: the loop's core has the wrong pointer type");
+        return 0;
+    }
+    PyObject *i = PyObject_CallMethod(Ffi, "cast", "OO", UintptrType, cdata);
+    if (i == NULL)
+        return 0;
+    PyObject *n = PyNumber_Long(i);
+    Py_DECREF(i);
+    if (n == NULL)
+        return 0;
+    uintptr_t addr = (uintptr_t)PyLong_AsUnsignedLongLong(n);
+    Py_DECREF(n);
+    if (PyErr_Occurred())
+        return 0;
+    if (addr == 0)
+        PyErr_SetString(PyExc_ValueError, "Core: null loop pointer");
+    return addr;
+}
+
+static int
+Core_init(CoreObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", "time", "call_soon", "call_soon_threadsafe", "call_later",
+                             "call_at", NULL};
+    PyObject *loop, *time_func, *cs, *cst, *cl, *ca;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO:Core", kwlist, &loop, &time_func, &cs,
+                                     &cst, &cl, &ca))
+        return -1;
+    if (self->loop != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Core is already initialized");
+        return -1;
+    }
+    if (!PyCallable_Check(time_func) || !PyCallable_Check(cs) || !PyCallable_Check(cst)
+            || !PyCallable_Check(cl) || !PyCallable_Check(ca)) {
+        PyErr_SetString(PyExc_TypeError, "Core: the Python core's methods must be callable");
+        return -1;
+    }
+    /* The libuv loop: the loop's own LoopCore (handles/core.py), open. */
+    PyObject *lcore = PyObject_GetAttrString(loop, "_core");
+    if (lcore == NULL)
+        return -1;
+    if ((PyObject *)Py_TYPE(lcore) != LoopCoreType) {
+        Py_DECREF(lcore);
+        PyErr_SetString(PyExc_TypeError, "Core: loop._core is not a LoopCore");
+        return -1;
+    }
+    PyObject *closed = PyObject_GetAttrString(lcore, "closed");
+    int is_closed = closed == NULL ? -1 : PyObject_IsTrue(closed);
+    Py_XDECREF(closed);
+    if (is_closed != 0) {
+        Py_DECREF(lcore);
+        if (is_closed == 1)
+            PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    PyObject *ptr = PyObject_GetAttrString(lcore, "ptr");
+    if (ptr == NULL) {
+        Py_DECREF(lcore);
+        return -1;
+    }
+    uintptr_t uvl = cdata_address(ptr, UvlLoopPtrType);
+    Py_DECREF(ptr);
+    if (uvl == 0) {
+        Py_DECREF(lcore);
+        return -1;
+    }
+    /* LoopCore sets it once, in __init__ (handles/core.py). */
+    PyObject *pending = PyObject_GetAttrString(lcore, "pending");
+    if (pending == NULL) {
+        Py_DECREF(lcore);
+        return -1;
+    }
+    if ((PyObject *)Py_TYPE(pending) != DequeType) {
+        Py_DECREF(pending);
+        Py_DECREF(lcore);
+        PyErr_SetString(PyExc_TypeError, "Core: loop._core.pending is not a deque");
+        return -1;
+    }
+    PyObject *dict = PyObject_GetAttrString(loop, "__dict__");
+    if (dict == NULL) {
+        Py_DECREF(pending);
+        Py_DECREF(lcore);
+        return -1;
+    }
+    if (!PyDict_CheckExact(dict)) {
+        Py_DECREF(dict);
+        Py_DECREF(pending);
+        Py_DECREF(lcore);
+        PyErr_SetString(PyExc_TypeError, "Core: the loop's __dict__ is not a dict");
+        return -1;
+    }
+    self->dict = dict;
+    self->loop = Py_NewRef(loop);
+    self->lcore = lcore;
+    self->pending = pending;
+    self->uvl = (void *)uvl;
+    self->api = CoreApi;
+    self->time_func = Py_NewRef(time_func);
+    self->py_call_soon = Py_NewRef(cs);
+    self->py_call_soon_threadsafe = Py_NewRef(cst);
+    self->py_call_later = Py_NewRef(cl);
+    self->py_call_at = Py_NewRef(ca);
+    return 0;
+}
+
+/* A value of the loop's __dict__, borrowed; NULL without an exception when
+ * absent. */
+static inline PyObject *
+dict_get(CoreObject *self, PyObject *key)
+{
+    return PyDict_GetItemWithError(self->dict, key);
+}
+
+/* The truth of loop.<key>: 1, 0, -1 with an exception; -2 (no exception)
+ * when the attribute is not in the instance dict. */
+static int
+dict_flag(CoreObject *self, PyObject *key)
+{
+    PyObject *v = dict_get(self, key);
+    if (v == NULL)
+        return PyErr_Occurred() ? -1 : -2;
+    if (v == Py_False || v == Py_None)
+        return 0;
+    if (v == Py_True)
+        return 1;
+    return PyObject_IsTrue(v);
+}
+
+static int
+check_alive(CoreObject *self)
+{
+    if (self->loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Core is not initialized");
+        return -1;
+    }
+    return 0;
+}
+
+/* The loop's ready deque and its bound append/popleft, refreshed when
+ * loop._ready was replaced.  0, or -1 with an exception; 1: not a deque
+ * (the caller falls back to Python). */
+static int
+get_ready(CoreObject *self)
+{
+    PyObject *ready = dict_get(self, s_ready);
+    if (ready == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    if (ready == self->ready)
+        return 0;
+    if ((PyObject *)Py_TYPE(ready) != DequeType)
+        return 1;
+    PyObject *append = PyObject_GetAttr(ready, s_append);
+    if (append == NULL)
+        return -1;
+    PyObject *popleft = PyObject_GetAttr(ready, s_popleft);
+    if (popleft == NULL) {
+        Py_DECREF(append);
+        return -1;
+    }
+    Py_XSETREF(self->ready, Py_NewRef(ready));
+    Py_XSETREF(self->ready_append, append);
+    Py_XSETREF(self->ready_popleft, popleft);
+    return 0;
+}
+
+/* loop.time(): the monotonic clock read here while `time` is Loop.time on
+ * the class and not replaced on the instance; else a call to loop.time(). */
+static PyObject *
+loop_time(CoreObject *self)
+{
+    PyObject *patched = dict_get(self, s_time);
+    if (patched == NULL && PyErr_Occurred())
+        return NULL;
+    if (patched == NULL && _PyType_Lookup(Py_TYPE(self->loop), s_time) == self->time_func) {
+#if PY_VERSION_HEX >= 0x030D0000
+        PyTime_t t;
+        if (PyTime_Monotonic(&t) < 0)
+            return NULL;
+        return PyFloat_FromDouble(PyTime_AsSecondsDouble(t));
+#else
+        return PyFloat_FromDouble(_PyTime_AsSecondsDouble(_PyTime_GetMonotonicClock()));
+#endif
+    }
+    return PyObject_CallMethodNoArgs(self->loop, s_time);
+}
+
+/* fn(loop, *args, **kw) through vectorcall: the Python core's method. */
+static PyObject *
+call_python(CoreObject *self, PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
+{
+    PyObject *small[8];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    Py_ssize_t total = nargs + nkw + 1;
+    PyObject **stack = small;
+    if (total > 8) {
+        stack = PyMem_Malloc(total * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory();
+    }
+    stack[0] = self->loop;
+    for (Py_ssize_t i = 0; i < nargs + nkw; i++)
+        stack[i + 1] = args[i];
+    PyObject *res = PyObject_Vectorcall(fn, stack, nargs + 1, kwnames);
+    if (stack != small)
+        PyMem_Free(stack);
+    return res;
+}
+
+/* The keyword arguments of call_soon & co.: only `context`.  1: found
+ * (*context set, borrowed); 0: none; -1: anything else (the caller falls
+ * back to Python, which raises the right TypeError). */
+static int
+parse_context(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **context)
+{
+    *context = Py_None;
+    if (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)
+        return 0;
+    if (PyTuple_GET_SIZE(kwnames) != 1)
+        return -1;
+    PyObject *name = PyTuple_GET_ITEM(kwnames, 0);
+    if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "context") != 0)
+        return -1;
+    *context = args[nargs];
+    return 1;
+}
+
+/* A new Handle (or TimerHandle) with the slots Handle.__init__ sets, as
+ * when the loop is not in debug mode.  callback, cargs: borrowed. */
+static PyObject *
+new_handle(CoreObject *self, PyTypeObject *type, PyObject *callback, PyObject *cargs,
+           PyObject *context)
+{
+    PyObject *ctx;
+    if (context == Py_None) {
+        ctx = PyContext_CopyCurrent();
+        if (ctx == NULL)
+            return NULL;
+    } else {
+        ctx = Py_NewRef(context);
+    }
+    PyObject *h = type->tp_alloc(type, 0);
+    if (h == NULL) {
+        Py_DECREF(ctx);
+        return NULL;
+    }
+    SLOT(h, off_context) = ctx;
+    SLOT(h, off_loop) = Py_NewRef(self->loop);
+    SLOT(h, off_callback) = Py_NewRef(callback);
+    SLOT(h, off_args) = Py_NewRef(cargs);
+    SLOT(h, off_cancelled) = Py_NewRef(Py_False);
+    SLOT(h, off_repr) = Py_NewRef(Py_None);
+    SLOT(h, off_source_traceback) = Py_NewRef(Py_None);
+    return h;
+}
+
+static PyObject *
+args_tuple(PyObject *const *args, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(args[i]));
+    return t;
+}
+
+/* call_soon(callback, *args, context=None) */
+static PyObject *
+Core_call_soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (check_alive(self) < 0)
+        return NULL;
+    if (nargs < 1 || parse_context(args, nargs, kwnames, &context) < 0)
+        goto python;
+    int flag = dict_flag(self, s_closed);
+    if (flag < 0)
+        goto fallback_err;
+    if (flag == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
+    flag = dict_flag(self, s_slow_handles);
+    if (flag != 0)
+        goto fallback_err;
+    flag = get_ready(self);
+    if (flag != 0)
+        goto fallback_err;
+    PyObject *cargs = args_tuple(args + 1, nargs - 1);
+    if (cargs == NULL)
+        return NULL;
+    PyObject *h = new_handle(self, HandleType, args[0], cargs, context);
+    Py_DECREF(cargs);
+    if (h == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallOneArg(self->ready_append, h);
+    if (r == NULL) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return h;
+fallback_err:
+    if (PyErr_Occurred())
+        return NULL;
+python:
+    return call_python(self, self->py_call_soon, args, nargs, kwnames);
+}
+
+/* Is loop.<name> (instance dict) this core's own bound method `fn`? */
+static int
+is_own_method(CoreObject *self, PyObject *name, PyCFunction fn)
+{
+    PyObject *m = dict_get(self, name);
+    return m != NULL && PyCFunction_Check(m) && PyCFunction_GET_SELF(m) == (PyObject *)self
+        && PyCFunction_GET_FUNCTION(m) == fn;
+}
+
+/* call_soon_threadsafe(callback, *args, context=None) */
+static PyObject *
+Core_call_soon_threadsafe(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                          PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (check_alive(self) < 0)
+        return NULL;
+    if (nargs < 1 || parse_context(args, nargs, kwnames, &context) < 0)
+        goto python;
+    int flag = dict_flag(self, s_closed);
+    if (flag < 0)
+        goto fallback_err;
+    if (flag == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
+    /* Debug mode checks the callback; _slow_handles builds a real Handle;
+     * a call_soon replaced on the instance is what Python's version calls. */
+    if ((flag = dict_flag(self, s_debug)) != 0 || (flag = dict_flag(self, s_slow_handles)) != 0)
+        goto fallback_err;
+    if (!is_own_method(self, s_call_soon, (PyCFunction)(void (*)(void))Core_call_soon))
+        goto fallback_err;
+    if ((flag = get_ready(self)) != 0)
+        goto fallback_err;
+    PyObject *cargs = args_tuple(args + 1, nargs - 1);
+    if (cargs == NULL)
+        return NULL;
+    PyObject *h = new_handle(self, HandleType, args[0], cargs, context);
+    Py_DECREF(cargs);
+    if (h == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallOneArg(self->ready_append, h);
+    if (r == NULL) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    Py_DECREF(r);
+    self->api->wakeup(self->uvl);
+    return h;
+fallback_err:
+    if (PyErr_Occurred())
+        return NULL;
+python:
+    return call_python(self, self->py_call_soon_threadsafe, args, nargs, kwnames);
+}
+
+/* --- the timer heap: heapq's algorithm on the loop's list ----------------
+ *
+ * Same algorithm as heapq.heappush/heappop (so timers with equal deadlines
+ * come out in the order stdlib's heap gives), comparing TimerHandles as
+ * TimerHandle.__lt__ does (by _when) without a Python frame. */
+
+static int
+timer_lt(PyObject *a, PyObject *b)
+{
+    if (Py_IS_TYPE(a, TimerHandleType) && Py_IS_TYPE(b, TimerHandleType)) {
+        PyObject *wa = SLOT(a, off_when), *wb = SLOT(b, off_when);
+        if (wa != NULL && wb != NULL) {
+            if (PyFloat_CheckExact(wa) && PyFloat_CheckExact(wb))
+                return PyFloat_AS_DOUBLE(wa) < PyFloat_AS_DOUBLE(wb);
+            Py_INCREF(wa);
+            Py_INCREF(wb);
+            int r = PyObject_RichCompareBool(wa, wb, Py_LT);
+            Py_DECREF(wa);
+            Py_DECREF(wb);
+            return r;
+        }
+    }
+    Py_INCREF(a);
+    Py_INCREF(b);
+    int r = PyObject_RichCompareBool(a, b, Py_LT);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    return r;
+}
+
+static int
+heap_siftdown(PyObject *heap, Py_ssize_t startpos, Py_ssize_t pos)
+{
+    Py_ssize_t size = PyList_GET_SIZE(heap);
+    if (pos >= size) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return -1;
+    }
+    PyObject **arr = ((PyListObject *)heap)->ob_item;
+    PyObject *newitem = arr[pos];
+    while (pos > startpos) {
+        Py_ssize_t parentpos = (pos - 1) >> 1;
+        PyObject *parent = arr[parentpos];
+        int lt = timer_lt(newitem, parent);
+        if (lt < 0)
+            return -1;
+        if (size != PyList_GET_SIZE(heap)) {
+            PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
+            return -1;
+        }
+        if (lt == 0)
+            break;
+        arr = ((PyListObject *)heap)->ob_item;
+        parent = arr[parentpos];
+        newitem = arr[pos];
+        arr[parentpos] = newitem;
+        arr[pos] = parent;
+        pos = parentpos;
+    }
+    return 0;
+}
+
+static int
+heap_siftup(PyObject *heap, Py_ssize_t pos)
+{
+    Py_ssize_t endpos = PyList_GET_SIZE(heap);
+    Py_ssize_t startpos = pos;
+    if (pos >= endpos) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return -1;
+    }
+    PyObject **arr = ((PyListObject *)heap)->ob_item;
+    Py_ssize_t limit = endpos >> 1;
+    while (pos < limit) {
+        Py_ssize_t childpos = 2 * pos + 1;
+        if (childpos + 1 < endpos) {
+            int lt = timer_lt(arr[childpos], arr[childpos + 1]);
+            if (lt < 0)
+                return -1;
+            childpos += ((unsigned)lt ^ 1);
+            arr = ((PyListObject *)heap)->ob_item;
+            if (endpos != PyList_GET_SIZE(heap)) {
+                PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
+                return -1;
+            }
+        }
+        PyObject *tmp1 = arr[childpos];
+        PyObject *tmp2 = arr[pos];
+        arr[childpos] = tmp2;
+        arr[pos] = tmp1;
+        pos = childpos;
+    }
+    return heap_siftdown(heap, startpos, pos);
+}
+
+static int
+heap_push(PyObject *heap, PyObject *item)
+{
+    if (PyList_Append(heap, item) < 0)
+        return -1;
+    return heap_siftdown(heap, 0, PyList_GET_SIZE(heap) - 1);
+}
+
+/* heapq.heappop: a new reference, or NULL with an exception. */
+static PyObject *
+heap_pop(PyObject *heap)
+{
+    Py_ssize_t n = PyList_GET_SIZE(heap);
+    if (n == 0) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return NULL;
+    }
+    PyObject *last = PyList_GET_ITEM(heap, n - 1);
+    Py_INCREF(last);
+    if (PyList_SetSlice(heap, n - 1, n, NULL) < 0) {
+        Py_DECREF(last);
+        return NULL;
+    }
+    n--;
+    if (n == 0)
+        return last;
+    PyObject *ret = PyList_GET_ITEM(heap, 0);
+    PyList_SET_ITEM(heap, 0, last);  /* steals last; ret's reference moves to us */
+    if (heap_siftup(heap, 0) < 0) {
+        Py_DECREF(ret);
+        return NULL;
+    }
+    return ret;
+}
+
+/* call_at's work once `when` is known, as Loop.call_at does it outside debug
+ * mode.  1: fall back to Python (nothing done); 0 and *out: the timer; -1. */
+static int
+schedule_timer(CoreObject *self, PyObject *when, PyObject *callback, PyObject *const *rest,
+               Py_ssize_t nrest, PyObject *context, PyObject **out)
+{
+    int flag = dict_flag(self, s_closed);
+    if (flag < 0)
+        return -1;
+    if (flag == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    if ((flag = dict_flag(self, s_debug)) != 0 || (flag = dict_flag(self, s_slow_handles)) != 0)
+        return flag < 0 && flag != -2 ? -1 : 1;
+    PyObject *heap = dict_get(self, s_scheduled);
+    if (heap == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    if (!PyList_CheckExact(heap))
+        return 1;
+    PyObject *cargs = args_tuple(rest, nrest);
+    if (cargs == NULL)
+        return -1;
+    PyObject *t = new_handle(self, TimerHandleType, callback, cargs, context);
+    Py_DECREF(cargs);
+    if (t == NULL)
+        return -1;
+    SLOT(t, off_when) = Py_NewRef(when);
+    SLOT(t, off_scheduled) = Py_NewRef(Py_False);
+    Py_INCREF(heap);
+    int r = heap_push(heap, t);
+    Py_DECREF(heap);
+    if (r < 0) {
+        Py_DECREF(t);
+        return -1;
+    }
+    Py_SETREF(SLOT(t, off_scheduled), Py_NewRef(Py_True));
+    *out = t;
+    return 0;
+}
+
+/* call_at(when, callback, *args, context=None) */
+static PyObject *
+Core_call_at(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context, *timer;
+    if (check_alive(self) < 0)
+        return NULL;
+    /* when=None: TypeError (3.11+) or TimerHandle's assertion: Python's. */
+    if (nargs < 2 || args[0] == Py_None || parse_context(args, nargs, kwnames, &context) < 0)
+        goto python;
+    int r = schedule_timer(self, args[0], args[1], args + 2, nargs - 2, context, &timer);
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        return timer;
+python:
+    return call_python(self, self->py_call_at, args, nargs, kwnames);
+}
+
+/* call_later(delay, callback, *args, context=None) */
+static PyObject *
+Core_call_later(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context, *timer;
+    if (check_alive(self) < 0)
+        return NULL;
+    if (nargs < 2 || args[0] == Py_None || parse_context(args, nargs, kwnames, &context) < 0)
+        goto python;
+    /* Loop.call_later calls self.call_at: only while that is this core's. */
+    if (!is_own_method(self, s_call_at, (PyCFunction)(void (*)(void))Core_call_at)) {
+        if (PyErr_Occurred())
+            return NULL;
+        goto python;
+    }
+    int flag = dict_flag(self, s_debug);
+    if (flag < 0 && flag != -2)
+        return NULL;
+    if (flag != 0)
+        goto python;
+    PyObject *now = loop_time(self);
+    if (now == NULL)
+        return NULL;
+    PyObject *when;
+    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(args[0])) {
+        when = PyFloat_FromDouble(PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(args[0]));
+    } else {
+        when = PyNumber_Add(now, args[0]);
+    }
+    Py_DECREF(now);
+    if (when == NULL)
+        return NULL;
+    int r = schedule_timer(self, when, args[1], args + 2, nargs - 2, context, &timer);
+    if (r == 1) {
+        /* Nothing was scheduled (a _scheduled that is not a list, say): the
+         * Python core does it all. */
+        Py_DECREF(when);
+        goto python;
+    }
+    Py_DECREF(when);
+    if (r < 0)
+        return NULL;
+    return timer;
+python:
+    return call_python(self, self->py_call_later, args, nargs, kwnames);
+}
+
+/* --- the run loop ------------------------------------------------------- */
+
+/* What Handle._run() does on an exception: report it through
+ * loop._report_callback_error(handle, exc), with exc as the exception being
+ * handled (as inside the Python core's `except` block).  The error is set on
+ * entry; 0, or -1 with an exception to propagate. */
+static int
+report_error(CoreObject *self, PyObject *handle)
+{
+    if (PyErr_ExceptionMatches(ExitExceptions))
+        return -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+#else
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(exc, tb);
+        Py_DECREF(tb);
+    }
+    Py_DECREF(type);
+#endif
+    if (exc == NULL)
+        return 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *saved = PyErr_GetHandledException();
+    PyErr_SetHandledException(exc);
+#else
+    PyObject *st, *sv, *stb;
+    PyErr_GetExcInfo(&st, &sv, &stb);
+    PyObject *etb = PyException_GetTraceback(exc);
+    PyErr_SetExcInfo(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc), etb);
+#endif
+    PyObject *r = PyObject_CallMethodObjArgs(self->loop, s_report_error, handle, exc, NULL);
+#if PY_VERSION_HEX >= 0x030B0000
+    PyErr_SetHandledException(saved);
+    Py_XDECREF(saved);
+#else
+    PyErr_SetExcInfo(st, sv, stb);
+#endif
+    Py_DECREF(exc);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* context.run(callback, *args) for anything that is not a Handle we know. */
+static PyObject *
+run_generic(PyObject *handle, int *skipped)
+{
+    *skipped = 0;
+    PyObject *c = PyObject_GetAttr(handle, s_cancelled);
+    if (c == NULL)
+        return NULL;
+    int cancelled = PyObject_IsTrue(c);
+    Py_DECREF(c);
+    if (cancelled < 0)
+        return NULL;
+    if (cancelled) {
+        *skipped = 1;
+        return NULL;
+    }
+    PyObject *ctx = PyObject_GetAttr(handle, s_context);
+    if (ctx == NULL)
+        return NULL;
+    PyObject *run = PyObject_GetAttr(ctx, s_run);
+    Py_DECREF(ctx);
+    if (run == NULL)
+        return NULL;
+    PyObject *res = NULL, *cb = NULL, *cargs = NULL, *all = NULL;
+    cb = PyObject_GetAttr(handle, s_callback);
+    if (cb == NULL)
+        goto done;
+    cargs = PyObject_GetAttr(handle, s_args);
+    if (cargs == NULL)
+        goto done;
+    PyObject *seq = PySequence_Tuple(cargs);
+    if (seq == NULL)
+        goto done;
+    all = PyTuple_New(PyTuple_GET_SIZE(seq) + 1);
+    if (all == NULL) {
+        Py_DECREF(seq);
+        goto done;
+    }
+    PyTuple_SET_ITEM(all, 0, Py_NewRef(cb));
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++)
+        PyTuple_SET_ITEM(all, i + 1, Py_NewRef(PyTuple_GET_ITEM(seq, i)));
+    Py_DECREF(seq);
+    res = PyObject_Call(run, all, NULL);
+done:
+    Py_DECREF(run);
+    Py_XDECREF(cb);
+    Py_XDECREF(cargs);
+    Py_XDECREF(all);
+    return res;
+}
+
+/* Run one handle as Handle._run() would, inlined.  0, or -1 with an
+ * exception to propagate (SystemExit, KeyboardInterrupt, or one raised by
+ * the exception handler path). */
+static int
+run_handle(CoreObject *self, PyObject *h)
+{
+    PyObject *res;
+    if (Py_IS_TYPE(h, HandleType) || Py_IS_TYPE(h, TimerHandleType)) {
+        PyObject *cancelled = SLOT(h, off_cancelled);
+        PyObject *ctx = SLOT(h, off_context);
+        PyObject *cb = SLOT(h, off_callback);
+        PyObject *cargs = SLOT(h, off_args);
+        if (cancelled == Py_True)
+            return 0;
+        if (cancelled != Py_False || ctx == NULL || cb == NULL || cargs == NULL
+                || !PyContext_CheckExact(ctx) || !PyTuple_CheckExact(cargs))
+            goto generic;
+        /* The callback may cancel its own handle, which drops these. */
+        Py_INCREF(ctx);
+        Py_INCREF(cb);
+        Py_INCREF(cargs);
+        if (PyContext_Enter(ctx) < 0) {
+            res = NULL;
+        } else {
+            res = PyObject_Vectorcall(cb, &PyTuple_GET_ITEM(cargs, 0), PyTuple_GET_SIZE(cargs),
+                                      NULL);
+            if (PyContext_Exit(ctx) < 0)
+                Py_CLEAR(res);
+        }
+        Py_DECREF(ctx);
+        Py_DECREF(cb);
+        Py_DECREF(cargs);
+        goto check;
+    }
+generic:;
+    int skipped;
+    res = run_generic(h, &skipped);
+    if (res == NULL && skipped)
+        return 0;
+check:
+    if (res != NULL) {
+        Py_DECREF(res);
+        return 0;
+    }
+    return report_error(self, h);
+}
+
+/* ceil(delay * 1000) ms, bounded, as loop.py computes the poll timeout. */
+static int
+timeout_for(CoreObject *self, PyObject *heap, int64_t *timeout)
+{
+    PyObject *first = PyList_GET_ITEM(heap, 0);
+    Py_INCREF(first);
+    PyObject *when = Py_IS_TYPE(first, TimerHandleType) ? Py_XNewRef(SLOT(first, off_when)) : NULL;
+    if (when == NULL)
+        when = PyObject_GetAttr(first, s_when);
+    Py_DECREF(first);
+    if (when == NULL)
+        return -1;
+    PyObject *now = loop_time(self);
+    if (now == NULL) {
+        Py_DECREF(when);
+        return -1;
+    }
+    double delay;
+    if (PyFloat_CheckExact(when) && PyFloat_CheckExact(now)) {
+        delay = PyFloat_AS_DOUBLE(when) - PyFloat_AS_DOUBLE(now);
+    } else {
+        PyObject *d = PyNumber_Subtract(when, now);
+        if (d == NULL) {
+            Py_DECREF(when);
+            Py_DECREF(now);
+            return -1;
+        }
+        delay = PyFloat_AsDouble(d);
+        Py_DECREF(d);
+        if (delay == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(when);
+            Py_DECREF(now);
+            return -1;
+        }
+    }
+    Py_DECREF(when);
+    Py_DECREF(now);
+    if (delay > 0)
+        *timeout = delay * 1000 >= MAX_WAIT_MS ? (int64_t)MAX_WAIT_MS : (int64_t)ceil(delay * 1000);
+    else
+        *timeout = 0;
+    return 0;
+}
+
+/* Move every timer due by loop.time() + clock resolution to the ready queue. */
+static int
+expire_timers(CoreObject *self, PyObject *heap, PyObject *append)
+{
+    PyObject *now = loop_time(self);
+    if (now == NULL)
+        return -1;
+    PyObject *res = dict_get(self, s_clock_resolution);
+    if (res == NULL) {
+        Py_DECREF(now);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_AttributeError, "_clock_resolution");
+        return -1;
+    }
+    PyObject *end;
+    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(res))
+        end = PyFloat_FromDouble(PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(res));
+    else
+        end = PyNumber_Add(now, res);
+    Py_DECREF(now);
+    if (end == NULL)
+        return -1;
+    int rc = -1;
+    while (PyList_GET_SIZE(heap)) {
+        PyObject *timer = PyList_GET_ITEM(heap, 0);
+        int due;
+        if (Py_IS_TYPE(timer, TimerHandleType) && SLOT(timer, off_when) != NULL
+                && PyFloat_CheckExact(SLOT(timer, off_when)) && PyFloat_CheckExact(end)) {
+            /* `not (when >= end)`, as loop.py: a NaN deadline is due. */
+            due = !(PyFloat_AS_DOUBLE(SLOT(timer, off_when)) >= PyFloat_AS_DOUBLE(end));
+        } else {
+            Py_INCREF(timer);
+            PyObject *when = PyObject_GetAttr(timer, s_when);
+            Py_DECREF(timer);
+            if (when == NULL)
+                goto done;
+            int ge = PyObject_RichCompareBool(when, end, Py_GE);
+            Py_DECREF(when);
+            if (ge < 0)
+                goto done;
+            due = !ge;
+        }
+        if (!due)
+            break;
+        timer = heap_pop(heap);
+        if (timer == NULL)
+            goto done;
+        if (Py_IS_TYPE(timer, TimerHandleType)) {
+            Py_XSETREF(SLOT(timer, off_scheduled), Py_NewRef(Py_False));
+        } else if (PyObject_SetAttrString(timer, "_scheduled", Py_False) < 0) {
+            Py_DECREF(timer);
+            goto done;
+        }
+        PyObject *r = PyObject_CallOneArg(append, timer);
+        Py_DECREF(timer);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    rc = 0;
+done:
+    Py_DECREF(end);
+    return rc;
+}
+
+/* One iteration of Loop._run_once (see loop.py: the same steps, in the same
+ * order).  1: done; 0: hand over to Python (nothing done); -1. */
+static int
+run_iteration(CoreObject *self)
+{
+    int rc = -1;
+    PyObject *heap = NULL, *ready = NULL, *append = NULL, *popleft = NULL, *r;
+    int flag = dict_flag(self, s_closed);
+    if (flag < 0)
+        return -1;
+    if (flag == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    /* A slow-callback hook times each callback: the Python core does that. */
+    if ((flag = dict_flag(self, s_slow_hook)) != 0 && flag != -2)
+        return flag < 0 ? -1 : 0;
+    heap = dict_get(self, s_scheduled);
+    if ((flag = get_ready(self)) != 0 || heap == NULL || !PyList_CheckExact(heap))
+        return (flag < 0 || PyErr_Occurred()) ? -1 : 0;
+    Py_INCREF(heap);
+    ready = Py_NewRef(self->ready);
+    append = Py_NewRef(self->ready_append);
+    popleft = Py_NewRef(self->ready_popleft);
+
+    if (PyList_GET_SIZE(heap)) {
+        flag = dict_flag(self, s_timer_cancelled_count);
+        if (flag < 0 && flag != -2)
+            goto done;
+        if (flag == 1) {
+            r = PyObject_CallMethodNoArgs(self->loop, s_purge);
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+        }
+    }
+
+    int64_t timeout;
+    int stopping = dict_flag(self, s_stopping);
+    if (stopping == -1)
+        goto done;
+    if (PyObject_Length(ready) > 0 || stopping == 1)
+        timeout = 0;
+    else if (PyList_GET_SIZE(heap)) {
+        if (timeout_for(self, heap, &timeout) < 0)
+            goto done;
+    } else
+        timeout = -1;
+
+    Py_ssize_t has_pending = PyObject_Length(self->pending);
+    if (has_pending < 0)
+        goto done;
+    if (has_pending) {
+        r = PyObject_CallMethodNoArgs(self->lcore, s_dispatch_pending);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    /* The loop may have been closed by a callback of dispatch_pending. */
+    if ((flag = dict_flag(self, s_closed)) == -1)
+        goto done;
+    if (flag == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        goto done;
+    }
+    int n;
+    if (timeout == 0) {
+        n = self->api->run(self->uvl, 0);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        n = self->api->run(self->uvl, timeout);
+        Py_END_ALLOW_THREADS
+    }
+    if (n) {
+        PyObject *pn = PyLong_FromLong(n);
+        if (pn == NULL)
+            goto done;
+        r = PyObject_CallMethodOneArg(self->lcore, s_process, pn);
+        Py_DECREF(pn);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    /* Python code would see a pending signal here (the completions are
+     * consumed, so raising now loses nothing). */
+    if (PyErr_CheckSignals() < 0)
+        goto done;
+
+    if (PyList_GET_SIZE(heap) && expire_timers(self, heap, append) < 0)
+        goto done;
+
+    Py_ssize_t ntodo = PyObject_Length(ready);
+    if (ntodo < 0)
+        goto done;
+    flag = dict_flag(self, s_debug);
+    if (flag < 0 && flag != -2)
+        goto done;
+    if (flag == 1) {
+        r = PyObject_CallMethod(self->loop, "_run_ready_debug", "n", ntodo);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    } else {
+        while (ntodo--) {
+            PyObject *h = PyObject_CallNoArgs(popleft);
+            if (h == NULL)
+                goto done;
+            int e = run_handle(self, h);
+            Py_DECREF(h);
+            if (e < 0)
+                goto done;
+        }
+    }
+    rc = 1;
+done:
+    Py_XDECREF(heap);
+    Py_XDECREF(ready);
+    Py_XDECREF(append);
+    Py_XDECREF(popleft);
+    return rc;
+}
+
+/* run(until_stopped): Loop._run_once's work.  True when done (one iteration,
+ * or until stop()); False: nothing was done, the Python core must run it. */
+static PyObject *
+Core_run(CoreObject *self, PyObject *arg)
+{
+    if (check_alive(self) < 0)
+        return NULL;
+    int until = PyObject_IsTrue(arg);
+    if (until < 0)
+        return NULL;
+    for (;;) {
+        int r = run_iteration(self);
+        if (r < 0)
+            return NULL;
+        if (r == 0)  /* (also after iterations: a callback set a hook) */
+            Py_RETURN_FALSE;
+        if (!until)
+            Py_RETURN_TRUE;
+        int stopping = dict_flag(self, s_stopping);
+        if (stopping == -1)
+            return NULL;
+        if (stopping == 1)
+            Py_RETURN_TRUE;
+    }
+}
+
+static PyMethodDef Core_methods[] = {
+    {"call_soon", (PyCFunction)(void (*)(void))Core_call_soon, METH_FASTCALL | METH_KEYWORDS,
+     "call_soon(callback, *args, context=None): Loop.call_soon, natively."},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Core_call_soon_threadsafe,
+     METH_FASTCALL | METH_KEYWORDS, "Loop.call_soon_threadsafe, natively."},
+    {"call_later", (PyCFunction)(void (*)(void))Core_call_later, METH_FASTCALL | METH_KEYWORDS,
+     "Loop.call_later, natively."},
+    {"call_at", (PyCFunction)(void (*)(void))Core_call_at, METH_FASTCALL | METH_KEYWORDS,
+     "Loop.call_at, natively."},
+    {"run", (PyCFunction)Core_run, METH_O,
+     "run(until_stopped): Loop._run_once's iterations; False: run them in Python."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uvloop_like._core.Core",
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The native scheduler and run loop of one uvloop_like Loop.",
+    .tp_traverse = (traverseproc)Core_traverse,
+    .tp_clear = (inquiry)Core_clear,
+    .tp_methods = Core_methods,
+    .tp_init = (initproc)Core_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* --- module ----------------------------------------------------------- */
+
+/* The offset of the writable object slot `name` on `type`. */
+static int
+slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *off)
+{
+    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
+    if (d == NULL)
+        return -1;
+    int ok = Py_IS_TYPE(d, &PyMemberDescr_Type)
+        && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX
+        && !(((PyMemberDescrObject *)d)->d_member->flags & READONLY);
+    if (ok)
+        *off = ((PyMemberDescrObject *)d)->d_member->offset;
+    Py_DECREF(d);
+    if (!ok) {
+        PyErr_Format(PyExc_ImportError, "uvloop_like._core: %s.%s is not a plain slot",
+                     type->tp_name, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The slots Handle and TimerHandle have on CPython 3.9-3.13: the core sets
+ * exactly these, so any other layout means no native core. */
+static int
+check_handle_slots(void)
+{
+    static const char *handle_slots[] = {"_callback", "_args", "_cancelled", "_loop",
+                                         "_source_traceback", "_repr", "_context", NULL};
+    static const char *timer_slots[] = {"_scheduled", "_when", NULL};
+    const char **names[] = {handle_slots, timer_slots};
+    PyTypeObject *types[] = {HandleType, TimerHandleType};
+    for (int k = 0; k < 2; k++) {
+        PyObject *slots = PyDict_GetItemString(types[k]->tp_dict, "__slots__");  /* borrowed */
+        if (slots == NULL) {
+            PyErr_Format(PyExc_ImportError, "uvloop_like._core: %s has no __slots__",
+                         types[k]->tp_name);
+            return -1;
+        }
+        PyObject *got = PySet_New(slots);
+        if (got == NULL)
+            return -1;
+        PyObject *want = PySet_New(NULL);
+        if (want == NULL) {
+            Py_DECREF(got);
+            return -1;
+        }
+        for (const char **n = names[k]; *n; n++) {
+            PyObject *s = PyUnicode_FromString(*n);
+            if (s == NULL || PySet_Add(want, s) < 0) {
+                Py_XDECREF(s);
+                Py_DECREF(want);
+                Py_DECREF(got);
+                return -1;
+            }
+            Py_DECREF(s);
+        }
+        if (k == 0) {
+            PyObject *wr = PyUnicode_FromString("__weakref__");
+            if (wr == NULL || PySet_Add(want, wr) < 0) {
+                Py_XDECREF(wr);
+                Py_DECREF(want);
+                Py_DECREF(got);
+                return -1;
+            }
+            Py_DECREF(wr);
+        }
+        int eq = PyObject_RichCompareBool(got, want, Py_EQ);
+        Py_DECREF(got);
+        Py_DECREF(want);
+        if (eq < 0)
+            return -1;
+        if (!eq) {
+            PyErr_Format(PyExc_ImportError, "uvloop_like._core: %s has unknown slots",
+                         types[k]->tp_name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The cffi module's side: its core API table and what Core_init needs to
+ * read a LoopCore's pointer. */
+static int
+load_cffi_side(void)
+{
+    int rc = -1;
+    PyObject *ffimod = NULL, *uv = NULL, *lib = NULL, *table = NULL, *hcore = NULL;
+    ffimod = PyImport_ImportModule("uvloop_like._ffi");
+    if (ffimod == NULL)
+        goto done;
+    if ((Ffi = PyObject_GetAttrString(ffimod, "ffi")) == NULL
+            || (UintptrType = PyObject_GetAttrString(ffimod, "UINTPTR")) == NULL
+            || (UvlLoopPtrType = PyObject_GetAttrString(ffimod, "UVL_LOOP_P")) == NULL
+            || (lib = PyObject_GetAttrString(ffimod, "lib")) == NULL)
+        goto done;
+    table = PyObject_CallMethod(lib, "uvl_core_api", NULL);
+    if (table == NULL)
+        goto done;
+    PyObject *i = PyObject_CallMethod(Ffi, "cast", "OO", UintptrType, table);
+    if (i == NULL)
+        goto done;
+    PyObject *n = PyNumber_Long(i);
+    Py_DECREF(i);
+    if (n == NULL)
+        goto done;
+    CoreApi = (const core_api_t *)(uintptr_t)PyLong_AsUnsignedLongLong(n);
+    Py_DECREF(n);
+    if (PyErr_Occurred())
+        goto done;
+    if (CoreApi == NULL || CoreApi->abi != CORE_API_ABI
+            || CoreApi->size != (int)sizeof(core_api_t)) {
+        PyErr_SetString(PyExc_ImportError,
+                        "uvloop_like._core does not match the cffi module's core API");
+        goto done;
+    }
+    hcore = PyImport_ImportModule("uvloop_like.handles.core");
+    if (hcore == NULL)
+        goto done;
+    LoopCoreType = PyObject_GetAttrString(hcore, "LoopCore");
+    if (LoopCoreType == NULL)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(ffimod);
+    Py_XDECREF(uv);
+    Py_XDECREF(lib);
+    Py_XDECREF(table);
+    Py_XDECREF(hcore);
+    return rc;
+}
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "uvloop_like._core",
+    .m_doc = "uvloop_like's optional native core (CPython only): scheduler and run loop.",
+    .m_size = -1,
+};
+
+#define INTERN(var, text) \
+    do { if ((var = PyUnicode_InternFromString(text)) == NULL) goto fail; } while (0)
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    PyObject *m = NULL, *events = NULL, *collections = NULL;
+    INTERN(s_closed, "_closed");
+    INTERN(s_slow_handles, "_slow_handles");
+    INTERN(s_debug, "_debug");
+    INTERN(s_ready, "_ready");
+    INTERN(s_scheduled, "_scheduled");
+    INTERN(s_timer_cancelled_count, "_timer_cancelled_count");
+    INTERN(s_stopping, "_stopping");
+    INTERN(s_clock_resolution, "_clock_resolution");
+    INTERN(s_time, "time");
+    INTERN(s_call_at, "call_at");
+    INTERN(s_call_soon, "call_soon");
+    INTERN(s_append, "append");
+    INTERN(s_popleft, "popleft");
+    INTERN(s_purge, "_purge_cancelled_timers");
+    INTERN(s_run_ready_debug, "_run_ready_debug");
+    INTERN(s_report_error, "_report_callback_error");
+    INTERN(s_process, "process");
+    INTERN(s_dispatch_pending, "dispatch_pending");
+    INTERN(s_pending, "pending");
+    INTERN(s_run, "run");
+    INTERN(s_when, "_when");
+    INTERN(s_cancelled, "_cancelled");
+    INTERN(s_context, "_context");
+    INTERN(s_callback, "_callback");
+    INTERN(s_args, "_args");
+    INTERN(s_slow_hook, "_slow_callback_hook");
+
+    events = PyImport_ImportModule("asyncio.events");
+    if (events == NULL)
+        goto fail;
+    HandleType = (PyTypeObject *)PyObject_GetAttrString(events, "Handle");
+    if (HandleType == NULL)
+        goto fail;
+    TimerHandleType = (PyTypeObject *)PyObject_GetAttrString(events, "TimerHandle");
+    if (TimerHandleType == NULL)
+        goto fail;
+    if (!PyType_Check(HandleType) || !PyType_Check(TimerHandleType)
+            || !PyType_IsSubtype(TimerHandleType, HandleType)) {
+        PyErr_SetString(PyExc_ImportError, "uvloop_like._core: unexpected asyncio.Handle");
+        goto fail;
+    }
+    if (check_handle_slots() < 0
+            || slot_offset(HandleType, "_callback", &off_callback) < 0
+            || slot_offset(HandleType, "_args", &off_args) < 0
+            || slot_offset(HandleType, "_cancelled", &off_cancelled) < 0
+            || slot_offset(HandleType, "_loop", &off_loop) < 0
+            || slot_offset(HandleType, "_source_traceback", &off_source_traceback) < 0
+            || slot_offset(HandleType, "_repr", &off_repr) < 0
+            || slot_offset(HandleType, "_context", &off_context) < 0
+            || slot_offset(TimerHandleType, "_when", &off_when) < 0
+            || slot_offset(TimerHandleType, "_scheduled", &off_scheduled) < 0)
+        goto fail;
+    collections = PyImport_ImportModule("collections");
+    if (collections == NULL)
+        goto fail;
+    DequeType = PyObject_GetAttrString(collections, "deque");
+    if (DequeType == NULL)
+        goto fail;
+    ExitExceptions = PyTuple_Pack(2, PyExc_SystemExit, PyExc_KeyboardInterrupt);
+    if (ExitExceptions == NULL)
+        goto fail;
+    if (load_cffi_side() < 0)
+        goto fail;
+    if (PyType_Ready(&CoreType) < 0)
+        goto fail;
+    m = PyModule_Create(&core_module);
+    if (m == NULL)
+        goto fail;
+    Py_INCREF(&CoreType);
+    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
+        Py_DECREF(&CoreType);
+        goto fail;
+    }
+    if (PyModule_AddIntConstant(m, "API_ABI", CORE_API_ABI) < 0)
+        goto fail;
+    Py_DECREF(events);
+    Py_DECREF(collections);
+    return m;
+fail:
+    Py_XDECREF(m);
+    Py_XDECREF(events);
+    Py_XDECREF(collections);
+    return NULL;
+}

@@ -1,0 +1,66 @@
+"""Which core runs the scheduler: the Python core, or the native one.
+
+The native core (``uvloop_like/_core.c``, CPython only; issue 9) takes over
+call_soon, call_soon_threadsafe, call_later, call_at and the run loop of a
+Loop.  It is OPT-IN for now: ``UVLOOP_LIKE_CORE=native`` selects it;
+``UVLOOP_LIKE_PURE=1`` (or ``UVLOOP_LIKE_CORE=python``, or no variable)
+selects the Python core.  PyPy, and a CPython where the extension did not
+build, always run the Python core.  The choice is made once, at import;
+``uvloop_like.core()`` reports it.
+"""
+from __future__ import annotations
+
+import os
+
+from ._compat import PYPY
+
+_native = None  # the _core module, when the native core is selected
+
+
+def _select():
+    if PYPY or os.environ.get("UVLOOP_LIKE_PURE", "") not in ("", "0"):
+        return None
+    if os.environ.get("UVLOOP_LIKE_CORE", "python").strip().lower() != "native":
+        return None
+    try:
+        from . import _core
+    except ImportError:
+        return None
+    return _core
+
+
+_native = _select()
+
+# The Loop methods the native core replaces, each only while the loop's class
+# does not override it (nor the methods it relies on): name -> those methods.
+_REPLACED = {
+    "call_soon": ("call_soon",),
+    "call_soon_threadsafe": ("call_soon_threadsafe", "call_soon"),
+    "call_at": ("call_at",),
+    "call_later": ("call_later", "call_at"),
+}
+
+
+def core() -> str:
+    """The core this process runs: ``"native"`` or ``"python"``."""
+    return "native" if _native is not None else "python"
+
+
+def attach(loop, base):
+    """The native core for ``loop`` (an instance of ``base``, uvloop_like's
+    Loop, or of a subclass), its methods bound on the instance; None on the
+    Python core."""
+    if _native is None:
+        return None
+    cls = type(loop)
+    # The native core builds Handles as Loop does outside debug mode, which
+    # it learns from the loop's own get_debug/_debug: a class that overrides
+    # get_debug, or the run loop, keeps the Python core.
+    if cls.get_debug is not base.get_debug:
+        return None
+    native = _native.Core(
+        loop, base.time, base.call_soon, base.call_soon_threadsafe, base.call_later, base.call_at)
+    for name, needs in _REPLACED.items():
+        if all(getattr(cls, n) is getattr(base, n) for n in needs):
+            setattr(loop, name, getattr(native, name))
+    return native
