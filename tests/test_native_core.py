@@ -215,6 +215,38 @@ def test_exit_exceptions_stop_the_loop_and_keep_the_rest(loop, exc):
     assert out == [1, 2]
 
 
+def test_handles_kept_after_running_keep_their_state(loop):
+    # The native core recycles handles only the run loop still refers to.
+    out = []
+    kept = [loop.call_soon(out.append, i) for i in range(3000)]
+    timers = [loop.call_later(0, out.append, -i) for i in range(1500)]
+    _run_briefly(loop)
+    assert len(out) == 4500
+    assert all(h._callback == out.append and h._args == (i,) and not h.cancelled()
+               for i, h in enumerate(kept))
+    assert all(t._args == (-i,) and t._scheduled is False for i, t in enumerate(timers))
+    # Fresh handles after many were recycled start clean.
+    h = loop.call_soon(out.append, "x")
+    t = loop.call_later(1000, out.append, "y")
+    assert (h._cancelled, h._repr, h._source_traceback) == (False, None, None)
+    assert t._scheduled is True and not t.cancelled()
+    t.cancel()
+    _run_briefly(loop)
+
+
+def test_weakly_referenced_handle_is_freed_after_running(loop):
+    import weakref
+
+    def noop():
+        pass
+
+    refs = [weakref.ref(loop.call_soon(noop)) for _ in range(10)]
+    refs += [weakref.ref(loop.call_later(0, noop)) for _ in range(10)]
+    _run_briefly(loop)
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
 def test_callback_cancelling_its_own_handle(loop):
     out = []
     holder = []
@@ -402,8 +434,15 @@ def test_native_run_on_closed_loop_refuses():
     loop = uvloop_like.new_event_loop()
     native = loop._native
     loop.close()
+    # Closing unbinds the native methods and releases the loop.
+    assert "call_soon" not in loop.__dict__ and loop._native is None
     with pytest.raises(RuntimeError, match="closed"):
         native.run(False)
+    with pytest.raises(RuntimeError, match="closed"):
+        native.call_soon(print)
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(print)
+    native.close()  # idempotent
 
 
 @native_only
@@ -488,3 +527,23 @@ def test_no_leak_over_a_hundred_thousand_timers():
         assert after - before < 2000, (before, after)
     finally:
         loop.close()
+
+
+@native_only
+def test_native_close_is_refused_while_it_runs():
+    loop = uvloop_like.new_event_loop()
+    errors = []
+
+    def cb():
+        try:
+            loop._native.close()
+        except RuntimeError as exc:
+            errors.append(exc)
+        loop.stop()
+
+    try:
+        loop.call_soon(cb)
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert len(errors) == 1 and "while it runs" in str(errors[0])

@@ -75,6 +75,20 @@ static PyObject *s_closed, *s_slow_handles, *s_debug, *s_ready, *s_scheduled,
 
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
+/* Free lists of Handles and TimerHandles the run loop held the last
+ * reference to, their slots cleared: call_soon/call_at reuse them instead of
+ * allocating, which also spares the garbage collector a young-generation
+ * pass every 700 handles (a GC object allocated from a free list is not
+ * counted).  Only an object nobody else refers to and no weak reference
+ * points at goes in (so it is unobservable but through gc.get_objects()). */
+#define FREELIST_SIZE 1024
+typedef struct {
+    PyObject *items[FREELIST_SIZE];
+    int n;
+} freelist_t;
+static freelist_t free_handles, free_timers;
+static int freelist_ok;  /* Handle's weak reference list is at a known offset */
+
 /* --- Core ----------------------------------------------------------------- */
 
 typedef struct {
@@ -91,6 +105,7 @@ typedef struct {
     PyObject *ready;       /* the deque last seen in loop._ready, and its methods */
     PyObject *ready_append;
     PyObject *ready_popleft;
+    int running;           /* Core.run frames under way: close() waits for none */
 } CoreObject;
 
 static PyTypeObject CoreType;
@@ -283,7 +298,7 @@ static int
 check_alive(CoreObject *self)
 {
     if (self->loop == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Core is not initialized");
+        PyErr_SetString(PyExc_RuntimeError, "Core is closed or not initialized");
         return -1;
     }
     return 0;
@@ -392,10 +407,16 @@ new_handle(CoreObject *self, PyTypeObject *type, PyObject *callback, PyObject *c
     } else {
         ctx = Py_NewRef(context);
     }
-    PyObject *h = type->tp_alloc(type, 0);
-    if (h == NULL) {
-        Py_DECREF(ctx);
-        return NULL;
+    freelist_t *fl = type == HandleType ? &free_handles : &free_timers;
+    PyObject *h;
+    if (fl->n) {
+        h = fl->items[--fl->n];
+    } else {
+        h = type->tp_alloc(type, 0);
+        if (h == NULL) {
+            Py_DECREF(ctx);
+            return NULL;
+        }
     }
     SLOT(h, off_context) = ctx;
     SLOT(h, off_loop) = Py_NewRef(self->loop);
@@ -405,6 +426,47 @@ new_handle(CoreObject *self, PyTypeObject *type, PyObject *callback, PyObject *c
     SLOT(h, off_repr) = Py_NewRef(Py_None);
     SLOT(h, off_source_traceback) = Py_NewRef(Py_None);
     return h;
+}
+
+static void
+clear_slot(PyObject *h, Py_ssize_t off)
+{
+    PyObject *v = SLOT(h, off);
+    SLOT(h, off) = NULL;
+    Py_XDECREF(v);
+}
+
+/* Drop the run loop's reference to a handle it ran: into the free list when
+ * that is the last reference (see freelist_t), else a plain DECREF. */
+static void
+release_handle(PyObject *h)
+{
+    PyTypeObject *type = Py_TYPE(h);
+    freelist_t *fl = type == HandleType ? &free_handles
+        : type == TimerHandleType ? &free_timers : NULL;
+    if (fl == NULL || !freelist_ok || Py_REFCNT(h) != 1 || fl->n >= FREELIST_SIZE
+            || *(PyObject **)((char *)h + type->tp_weaklistoffset) != NULL) {
+        Py_DECREF(h);
+        return;
+    }
+    /* Releasing the slots may run arbitrary code (finalizers). */
+    clear_slot(h, off_callback);
+    clear_slot(h, off_args);
+    clear_slot(h, off_context);
+    clear_slot(h, off_loop);
+    clear_slot(h, off_cancelled);
+    clear_slot(h, off_repr);
+    clear_slot(h, off_source_traceback);
+    if (type == TimerHandleType) {
+        clear_slot(h, off_when);
+        clear_slot(h, off_scheduled);
+    }
+    if (Py_REFCNT(h) != 1 || fl->n >= FREELIST_SIZE
+            || *(PyObject **)((char *)h + type->tp_weaklistoffset) != NULL) {
+        Py_DECREF(h);
+        return;
+    }
+    fl->items[fl->n++] = h;
 }
 
 static PyObject *
@@ -1027,7 +1089,10 @@ run_iteration(CoreObject *self)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
-    /* A slow-callback hook times each callback: the Python core does that. */
+    /* Debug mode and a slow-callback hook time each callback: the Python
+     * core runs those iterations. */
+    if ((flag = dict_flag(self, s_debug)) != 0 && flag != -2)
+        return flag < 0 ? -1 : 0;
     if ((flag = dict_flag(self, s_slow_hook)) != 0 && flag != -2)
         return flag < 0 ? -1 : 0;
     heap = dict_get(self, s_scheduled);
@@ -1121,7 +1186,7 @@ run_iteration(CoreObject *self)
             if (h == NULL)
                 goto done;
             int e = run_handle(self, h);
-            Py_DECREF(h);
+            release_handle(h);
             if (e < 0)
                 goto done;
         }
@@ -1145,20 +1210,45 @@ Core_run(CoreObject *self, PyObject *arg)
     int until = PyObject_IsTrue(arg);
     if (until < 0)
         return NULL;
+    PyObject *result = NULL;
+    self->running++;
     for (;;) {
         int r = run_iteration(self);
         if (r < 0)
-            return NULL;
-        if (r == 0)  /* (also after iterations: a callback set a hook) */
-            Py_RETURN_FALSE;
-        if (!until)
-            Py_RETURN_TRUE;
+            break;
+        if (r == 0) {  /* (also after iterations: debug mode or a hook was set) */
+            result = Py_NewRef(Py_False);
+            break;
+        }
+        if (!until) {
+            result = Py_NewRef(Py_True);
+            break;
+        }
         int stopping = dict_flag(self, s_stopping);
         if (stopping == -1)
-            return NULL;
-        if (stopping == 1)
-            Py_RETURN_TRUE;
+            break;
+        if (stopping == 1) {
+            result = Py_NewRef(Py_True);
+            break;
+        }
     }
+    self->running--;
+    return result;
+}
+
+/* close(): drop every reference (the loop, its dict, its LoopCore), so a
+ * closed loop dies by reference counting as the Python core's does; the
+ * methods then raise RuntimeError.  Loop.close() calls it after unbinding
+ * them. */
+static PyObject *
+Core_close(CoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot close the native core while it runs");
+        return NULL;
+    }
+    Core_clear(self);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef Core_methods[] = {
@@ -1170,6 +1260,8 @@ static PyMethodDef Core_methods[] = {
      "Loop.call_later, natively."},
     {"call_at", (PyCFunction)(void (*)(void))Core_call_at, METH_FASTCALL | METH_KEYWORDS,
      "Loop.call_at, natively."},
+    {"close", (PyCFunction)Core_close, METH_NOARGS,
+     "close(): release the loop (Loop.close() calls it)."},
     {"run", (PyCFunction)Core_run, METH_O,
      "run(until_stopped): Loop._run_once's iterations; False: run them in Python."},
     {NULL, NULL, 0, NULL},
@@ -1388,6 +1480,8 @@ PyInit__core(void)
             || slot_offset(TimerHandleType, "_when", &off_when) < 0
             || slot_offset(TimerHandleType, "_scheduled", &off_scheduled) < 0)
         goto fail;
+    freelist_ok = HandleType->tp_weaklistoffset > 0
+        && TimerHandleType->tp_weaklistoffset == HandleType->tp_weaklistoffset;
     collections = PyImport_ImportModule("collections");
     if (collections == NULL)
         goto fail;

@@ -64,3 +64,14 @@ def attach(loop, base):
         if all(getattr(cls, n) is getattr(base, n) for n in needs):
             setattr(loop, name, getattr(native, name))
     return native
+
+
+def detach(loop, native):
+    """Loop.close(): unbind the native methods and let the core drop the
+    loop, so that a closed loop dies by reference counting (no cycle through
+    its __dict__); the Python methods then raise 'Event loop is closed'."""
+    d = loop.__dict__
+    for name in _REPLACED:
+        if getattr(d.get(name), "__self__", None) is native:
+            del d[name]
+    native.close()

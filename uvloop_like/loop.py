@@ -280,6 +280,10 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
                 for sig in list(self._signal_handlers):
                     self.remove_signal_handler(sig)
         self._closed = True
+        native = self._native
+        if native is not None:
+            self._native = None
+            _coresel.detach(self, native)
         self._ready.clear()
         self._scheduled.clear()
         self._timer_cancelled_count = 0
