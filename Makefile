@@ -44,8 +44,9 @@ test: test-unit test-native test-debug test-reliability conformance lint
 
 UNIT := tests --ignore=tests/conformance --ignore=tests/reliability
 # The framework tests (aiohttp, uvicorn, pytest-asyncio: slow, and about those
-# frameworks more than about the loop) run once, in test-unit.
-NO_FRAMEWORKS := -m "not frameworks"
+# frameworks more than about the loop) and the load tests marked `once` run
+# once, in test-unit.
+NO_FRAMEWORKS := -m "not frameworks and not once"
 
 test-unit: $(STAMP)
 	$(PY) -m pytest $(UNIT) $(PYTEST_FLAGS)

@@ -321,6 +321,7 @@ def test_loop_in_thread(loop):
     assert result == [b"42\n"]
 
 
+@pytest.mark.once
 def test_thousand_children(loop):
     """The issue's test: 1,000 short children, concurrently in batches;
     afterwards no zombie of ours and no descriptor more or less."""
