@@ -8,7 +8,7 @@ import asyncio
 
 from loop_testutil import run
 
-from ._util import Recorder, close_server, connected_pair, known_uvloop_like_bug, pattern
+from ._util import Recorder, close_server, connected_pair, pattern
 
 
 async def _settle(loop, rounds=5):
@@ -101,10 +101,8 @@ def test_abort_with_a_large_pending_write(loop, family, sock_path):
     run(loop, main())
 
 
-def test_abort_drops_the_pending_write_at_once(loop, family, sock_path, request):
+def test_abort_drops_the_pending_write_at_once(loop, family, sock_path):
     size = 32 << 20
-    known_uvloop_like_bug(request, loop, "abort() leaves get_write_buffer_size() at the queued "
-                          "size (transports/stream.py _force_close does not reset it); stdlib: 0")
 
     async def main():
         server, tr, cp, sp = await connected_pair(

@@ -392,9 +392,12 @@ static void uvl_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+/* A write's completion goes to its own record (req->data: the Python
+ * WriteRequest holding the request, the data it points to and its size),
+ * not to the stream: nothing has to mirror libuv's write queue. */
 static void uvl_write_cb(uv_write_t *req, int status)
 {
-    uvl_push(req->handle->loop, req->handle->data, UVL_EV_WRITE, status, 0);
+    uvl_push(req->handle->loop, req->data, UVL_EV_WRITE, status, 0);
 }
 
 static void uvl_shutdown_cb(uv_shutdown_t *req, int status)
@@ -449,24 +452,57 @@ static int uvl_read_stop(uvl_stream_t *s)
     return uv_read_stop(&s->u.stream);
 }
 
+/* Writes of any size: uv_buf_init() takes an unsigned int (a 4 GiB + 16
+ * byte write would become 16 bytes), and uv_try_write() returns its count
+ * as an int.  So uv_buf_t.len (a size_t) is filled directly, a try-write
+ * takes at most UVL_WRITE_CHUNK bytes (the caller queues the rest), and a
+ * queued write is split into UVL_WRITE_CHUNK pieces (Python splits the
+ * buffers it hands to uvl_writev the same way). */
+#define UVL_WRITE_CHUNK ((size_t)1 << 30)
+
 static int uvl_try_write(uvl_stream_t *s, const char *data, size_t len)
 {
-    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    uv_buf_t buf;
     UVL_CHECK_HANDLE(s);
+    buf.base = (char *)data;
+    buf.len = len < UVL_WRITE_CHUNK ? len : UVL_WRITE_CHUNK;
     return uv_try_write(&s->u.stream, &buf, 1);
 }
 
 static int uvl_try_writev(uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)
 {
+    size_t total = 0;
+    unsigned int i;
     UVL_CHECK_HANDLE(s);
+    for (i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (total > UVL_WRITE_CHUNK)
+        return UV_EAGAIN;  /* too large for one try: the caller queues it all */
     return uv_try_write(&s->u.stream, bufs, nbufs);
 }
 
 static int uvl_write(uv_write_t *req, uvl_stream_t *s, const char *data, size_t len)
 {
-    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    uv_buf_t one;
+    uv_buf_t *bufs = &one;
+    unsigned int n = 1, i;
+    int r;
     UVL_CHECK_HANDLE(s);
-    return uv_write(req, &s->u.stream, &buf, 1, uvl_write_cb);
+    if (len > UVL_WRITE_CHUNK) {
+        n = (unsigned int)((len + UVL_WRITE_CHUNK - 1) / UVL_WRITE_CHUNK);
+        bufs = (uv_buf_t *)malloc(n * sizeof(uv_buf_t));
+        if (bufs == NULL)
+            return UV_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        size_t off = (size_t)i * UVL_WRITE_CHUNK;
+        bufs[i].base = (char *)data + off;
+        bufs[i].len = len - off < UVL_WRITE_CHUNK ? len - off : UVL_WRITE_CHUNK;
+    }
+    r = uv_write(req, &s->u.stream, bufs, n, uvl_write_cb);  /* libuv copies the array */
+    if (bufs != &one)
+        free(bufs);
+    return r;
 }
 
 static int uvl_writev(uv_write_t *req, uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)

@@ -4,7 +4,10 @@ Reads: libuv reads into the loop's arena (or, for a BufferedProtocol, into
 the buffer posted with ``post_buffer``); each read is one ``UVL_EV_READ``
 completion, dispatched to ``on_read(nread, offset)`` after uv_run returns.
 Writes: ``try_write`` first; what the kernel did not take goes to
-``write``, whose completions (``on_write(status)``) arrive in FIFO order.
+``write``, which makes one ``WriteRequest`` per uv_write: the request, the
+data libuv points at and its size live together until libuv completes it
+(``req->data`` leads the completion to its record), then the owner hears
+``on_write(status, size)``.  Writes of any size: see UVL_WRITE_CHUNK in uvl.c.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from ..errors import convert_error
 from .base import UVHandle
 
 ARENA_SIZE = lib.UVL_ARENA_SIZE
+WRITE_CHUNK = lib.UVL_WRITE_CHUNK
 UV_EAGAIN = lib.UV_EAGAIN
 UV_EOF = lib.UV_EOF
 UV_ECANCELED = lib.UV_ECANCELED
@@ -22,22 +26,71 @@ def _ignore(*args):
     pass
 
 
+_new = ffi.new
+_new_handle = ffi.new_handle
+_from_buffer = ffi.from_buffer
+_release = ffi.release
+_uvl_try_write = lib.uvl_try_write
+_uvl_write = lib.uvl_write
+
+
+def _fill_bufs(pieces):
+    """A uv_buf_t array over ``pieces`` (each cut in WRITE_CHUNK slices) and
+    the from_buffer() cdata that must live as long as libuv uses it."""
+    keep = [_from_buffer(CHAR_ARRAY, data) for data in pieces]
+    count = sum((len(cdata) + WRITE_CHUNK - 1) // WRITE_CHUNK for cdata in keep)
+    bufs = _new(BUF_ARRAY, count)
+    i = 0
+    for cdata in keep:
+        size = len(cdata)
+        off = 0
+        while off < size:
+            bufs[i].base = cdata + off
+            bufs[i].len = min(size - off, WRITE_CHUNK)
+            off += WRITE_CHUNK
+            i += 1
+    return bufs, count, keep
+
+
+class WriteRequest:
+    """One queued uv_write: the request, what it points to and its size,
+    kept together (and referenced from the stream) until libuv completes
+    it.  The completion event's owner is this record (``req->data``)."""
+
+    __slots__ = ("_stream", "_req", "_keep", "size", "_data")
+
+    def __init__(self, stream, req, keep, size):
+        self._stream = stream     # the StreamHandle; it keeps us until the completion
+        self._req = req           # the uv_write_t libuv points at
+        self._keep = keep         # the from_buffer() cdata (and objects) libuv reads from
+        self.size = size          # bytes this write carries, for flow control
+        self._data = _new_handle(self)
+        req.data = self._data
+
+    def _on_write(self, status):
+        stream = self._stream
+        stream._writes.discard(self)
+        self._keep = self._data = None  # (_data -> self: no cycle left behind)
+        stream._on_write(status, self.size)
+
+
 class StreamHandle(UVHandle):
     """One libuv stream.  ``on_read``, ``on_write``, ``on_shutdown`` and
     ``on_connection`` are set by the owner (a transport or a server)."""
 
-    __slots__ = ("_on_read", "_on_write", "_on_shutdown", "_on_connection", "_posted", "_posted_obj",
-                 "_reqs", "tcp")
+    __slots__ = ("_on_read", "_on_write", "_shutdown_cb", "_on_connection", "_posted", "_posted_obj",
+                 "_writes", "_shutdown_req", "tcp")
 
     _ctype = UVL_STREAM_P
 
     def __init__(self, loop, tcp=True):
         super().__init__(loop)
         self.tcp = tcp
-        self._on_read = self._on_write = self._on_shutdown = self._on_connection = _ignore
+        self._on_read = self._on_write = self._shutdown_cb = self._on_connection = _ignore
         self._posted = None   # the cdata keeping the posted buffer alive
-        self._posted_obj = None  # the object it was made from (reused while get_buffer returns it)
-        self._reqs = []       # uv_write_t / uv_shutdown_t structs libuv still points to
+        self._posted_obj = None  # the object it was made from
+        self._writes = set()  # WriteRequests libuv has not completed
+        self._shutdown_req = None  # the uv_shutdown_t libuv points to, until it completes
         if tcp:
             status = lib.uvl_tcp_init(loop._core.uv, self._ptr)
         else:
@@ -52,7 +105,7 @@ class StreamHandle(UVHandle):
         if on_write is not None:
             self._on_write = on_write
         if on_shutdown is not None:
-            self._on_shutdown = on_shutdown
+            self._shutdown_cb = on_shutdown
         if on_connection is not None:
             self._on_connection = on_connection
 
@@ -84,19 +137,23 @@ class StreamHandle(UVHandle):
             self.unpost()
 
     def post_buffer(self, buf):
-        """Let libuv's next read of this stream land in ``buf`` (writable)."""
-        if buf is self._posted_obj and self._posted is not None:
-            # The same buffer as last time (the common BufferedProtocol): our
-            # cdata still holds its buffer export, so it cannot have moved,
-            # and posted_len is still its length.
-            self._ptr.posted = self._posted
-            return
-        posted = ffi.from_buffer(CHAR_ARRAY, buf, require_writable=True)
+        """Let libuv's next read of this stream land in ``buf`` (writable).
+        The buffer stays exported (pinned) only until that read completes:
+        see ``release_posted``."""
+        posted = _from_buffer(CHAR_ARRAY, buf, require_writable=True)
         self._posted = posted
         self._posted_obj = buf
         ptr = self._ptr
         ptr.posted = posted
         ptr.posted_len = len(posted)
+
+    def release_posted(self):
+        """A read used the posted buffer: give its export back at once, so
+        the protocol may resize or replace it (uvloop does the same)."""
+        posted = self._posted
+        if posted is not None:
+            self._posted = self._posted_obj = None
+            _release(posted)
 
     def has_posted(self):
         """A posted buffer no read has used yet?"""
@@ -105,7 +162,7 @@ class StreamHandle(UVHandle):
     def unpost(self):
         self._ptr.posted = ffi.NULL
         self._ptr.posted_len = 0
-        self._posted = self._posted_obj = None
+        self.release_posted()
 
     def read_start(self):
         status = lib.uvl_read_start(self._ptr)
@@ -119,10 +176,11 @@ class StreamHandle(UVHandle):
     # --- writing -------------------------------------------------------------
 
     def try_write(self, data):
-        """Write what the kernel takes now, without blocking; return its size."""
+        """Write what the kernel takes now, without blocking; return its size
+        (at most WRITE_CHUNK bytes: the caller queues the rest)."""
         # bytes go straight to the ``const char *`` (the call is synchronous);
         # other buffers need from_buffer.
-        n = lib.uvl_try_write(self._ptr, data if type(data) is bytes else ffi.from_buffer(CHAR_ARRAY, data), len(data))
+        n = _uvl_try_write(self._ptr, data if type(data) is bytes else _from_buffer(CHAR_ARRAY, data), len(data))
         if n < 0:
             if n == UV_EAGAIN:
                 return 0
@@ -131,49 +189,36 @@ class StreamHandle(UVHandle):
 
     def try_writev(self, pieces):
         """try_write() of several buffers in one call (writev)."""
-        n = len(pieces)
-        bufs = ffi.new(BUF_ARRAY, n)
-        keep = []
-        for i, data in enumerate(pieces):
-            cdata = ffi.from_buffer(CHAR_ARRAY, data)
-            keep.append(cdata)
-            bufs[i].base = cdata
-            bufs[i].len = len(cdata)
-        written = lib.uvl_try_writev(self._ptr, bufs, n)
+        bufs, count, keep = _fill_bufs(pieces)
+        written = lib.uvl_try_writev(self._ptr, bufs, count)
         if written < 0:
             if written == UV_EAGAIN:
                 return 0
             raise convert_error(written)
         return written
 
-    def write(self, pieces):
-        """Queue the buffers in ``pieces`` as one write; the caller keeps them
-        alive (and unchanged) until on_write."""
-        req = ffi.new(WRITE_P)
+    def write(self, pieces, size):
+        """Queue the buffers in ``pieces`` (``size`` bytes in all) as one
+        write; they must not change until on_write(status, size)."""
+        req = _new(WRITE_P)
         # The from_buffer() cdata stay referenced with the request until its
         # completion: on PyPy the pointer is only valid while they live (the
         # object could otherwise move); on CPython it costs nothing.
         if len(pieces) == 1:
             data = pieces[0]
-            keep = ffi.from_buffer(CHAR_ARRAY, data)
-            status = lib.uvl_write(req, self._ptr, keep, len(data))
+            keep = _from_buffer(CHAR_ARRAY, data)
+            status = _uvl_write(req, self._ptr, keep, len(data))  # C splits it in WRITE_CHUNKs
         else:
-            n = len(pieces)
-            bufs = ffi.new(BUF_ARRAY, n)
-            keep = []
-            for i, data in enumerate(pieces):
-                cdata = ffi.from_buffer(CHAR_ARRAY, data)
-                keep.append(cdata)
-                bufs[i].base = cdata
-                bufs[i].len = len(data)
-            status = lib.uvl_writev(req, self._ptr, bufs, n)  # libuv copies the array
+            bufs, count, keep = _fill_bufs(pieces)
+            status = lib.uvl_writev(req, self._ptr, bufs, count)  # libuv copies the array
         if status < 0:
             raise convert_error(status)
-        self._reqs.append((req, keep))
+        self._writes.add(WriteRequest(self, req, (keep, pieces), size))
 
-    def write_done(self):
-        """Release the oldest write request (its completion arrived)."""
-        del self._reqs[0]
+    @property
+    def writing(self):
+        """Writes queued in libuv, not yet completed?"""
+        return bool(self._writes)
 
     def shutdown(self):
         """Send EOF after the queued writes (half-close)."""
@@ -181,7 +226,7 @@ class StreamHandle(UVHandle):
         status = lib.uvl_shutdown(req, self._ptr)
         if status < 0:
             raise convert_error(status)
-        self._reqs.append(req)
+        self._shutdown_req = req
 
     # --- listening -----------------------------------------------------------
 
@@ -195,9 +240,14 @@ class StreamHandle(UVHandle):
         if status < 0:
             raise convert_error(status)
 
+    def _on_shutdown(self, status):
+        self._shutdown_req = None
+        self._shutdown_cb(status)
+
     def _on_close(self):
         super()._on_close()
         # The owner's bound methods refer back to it: no cycle once closed.
-        self._on_read = self._on_write = self._on_shutdown = self._on_connection = _ignore
-        self._reqs = []
-        self._posted = self._posted_obj = None
+        self._on_read = self._on_write = self._shutdown_cb = self._on_connection = _ignore
+        self._writes.clear()  # (completed before the close callback: normally empty)
+        self._shutdown_req = None
+        self.release_posted()

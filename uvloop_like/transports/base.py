@@ -18,7 +18,12 @@ import logging
 import os
 import socket
 
+from ..errors import convert_error
+from ..handles.stream import UV_EOF
+
 logger = logging.getLogger("asyncio")
+
+FAILED = object()  # what StreamReading._call_protocol returns when the callback raised
 
 
 def write_data(data):
@@ -82,6 +87,122 @@ class PausableReading:
             self._start_reading()
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
+
+
+
+class StreamReading(PausableReading):
+    """The read half every libuv stream transport shares (TCP, unix sockets,
+    read pipes): the one guard around protocol callbacks, the read path
+    chosen once in set_protocol (data_received, or get_buffer/buffer_updated
+    for a BufferedProtocol), reads held while paused, and the posted
+    buffer's export given back as soon as a read has used it.
+
+    The transport provides ``_handle`` (a StreamHandle), ``_protocol``,
+    ``_context`` (contextvars.Context the protocol runs in), ``_closing``,
+    ``_paused``, ``_reading``, ``_held``, ``_buffered``, ``_on_eof()``
+    and ``_read_error_message``."""
+
+    _read_error_message = "Fatal read error on socket transport"
+
+    def _call_protocol(self, callback, *args):
+        """Run one protocol callback in the protocol's context; return its
+        result, or FAILED.  The one guard: an exception goes to
+        _fatal_error (the exception handler, then the one close path), as
+        stdlib's transports do; SystemExit and KeyboardInterrupt go on."""
+        try:
+            return self._context.run(callback, *args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            name = getattr(callback, "__name__", "callback")
+            self._fatal_error(exc, f"Fatal error: protocol.{name}() call failed.")
+            return FAILED
+
+    def _start_reading(self):
+        if self._closing or self._paused or self._reading or self._handle.closed:
+            return
+        try:
+            if self._buffered and not self._handle.has_posted() and not self._post_buffer():
+                return
+            self._handle.read_start()
+        except OSError as exc:
+            self._fatal_error(exc, self._read_error_message)
+            return
+        self._reading = True
+
+    def _stop_reading(self):
+        if self._reading:
+            self._reading = False
+            self._handle.read_stop()
+
+    def _post_buffer(self):
+        """BufferedProtocol: ask for the buffer the next read lands in."""
+        try:
+            buf = self._context.run(self._protocol.get_buffer, -1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            self._handle.post_buffer(buf)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return False
+        return True
+
+    def _deliver_held(self):
+        while self._held and not self._paused and not self._closing:
+            nread, data = self._held.popleft()
+            self._deliver(nread, data)
+        if not self._held:
+            self._start_reading()
+
+    def _on_read(self, nread, data):
+        """A read completed: nread bytes (in ``data``, or in the posted
+        buffer when data is None), or EOF / an error when nread < 0."""
+        if data is None and nread > 0:
+            # The read used the posted buffer: unpin it before any protocol
+            # code runs, so get_buffer() may resize or replace it.
+            self._handle.release_posted()
+        if self._closing:
+            return
+        if self._paused or self._held:
+            # Reads libuv finished in the same iteration as pause_reading():
+            # keep them, in order, for resume_reading().  A read into the
+            # posted buffer stays there: nothing asks for a new buffer
+            # until it has been delivered.
+            self._held.append((nread, data))
+            return
+        self._deliver(nread, data)
+
+    def _deliver(self, nread, data):
+        if nread > 0:
+            if data is None:
+                if self._call_protocol(self._protocol.buffer_updated, nread) is not FAILED and \
+                        self._reading and not self._closing:
+                    self._post_buffer()
+            elif self._buffered:
+                self._call_protocol(self._feed_buffered, data)
+            else:
+                self._call_protocol(self._protocol.data_received, data)
+        elif nread == UV_EOF:
+            self._on_eof()
+        else:
+            self._fatal_error(convert_error(nread), self._read_error_message)
+
+    def _feed_buffered(self, data):
+        """Bytes that arrived before a switch to a BufferedProtocol: copy them
+        through get_buffer/buffer_updated, as many rounds as needed."""
+        view = memoryview(data)
+        while view:
+            buf = self._protocol.get_buffer(len(view))
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            n = min(len(buf), len(view))
+            memoryview(buf)[:n] = view[:n]
+            self._protocol.buffer_updated(n)
+            view = view[n:]
+
+    _feed_buffered.__name__ = "buffer_updated"  # what the guard names when it fails
 
 
 def _closed_descriptor():

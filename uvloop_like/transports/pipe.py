@@ -18,6 +18,7 @@ never share a libuv watcher.
 from __future__ import annotations
 
 import collections
+import contextvars
 import errno
 import logging
 import os
@@ -27,8 +28,8 @@ from asyncio import transports as _transports
 
 from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
-from ..handles.stream import UV_ECANCELED, UV_EOF, StreamHandle
-from .base import PausableReading, TransportErrors, write_data
+from ..handles.stream import UV_ECANCELED, StreamHandle
+from .base import StreamReading, TransportErrors, write_data
 
 logger = logging.getLogger("asyncio")
 
@@ -172,14 +173,20 @@ class _PipeTransportBase(TransportErrors):
             self._protocol = None
 
 
-class ReadPipeTransport(PausableReading, _PipeTransportBase, _transports.ReadTransport):
-    """The read end of a pipe (or a FIFO, socket, character device) on libuv."""
+class ReadPipeTransport(StreamReading, _PipeTransportBase, _transports.ReadTransport):
+    """The read end of a pipe (or a FIFO, socket, character device) on libuv.
+    Reads go through the stream core (StreamReading), with its one guard
+    around protocol callbacks."""
+
+    _read_error_message = "Fatal read error on pipe transport"
 
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
         _transports.ReadTransport.__init__(self, extra)
         self._paused = False                   # pause_reading() in effect
         self._reading = False                  # libuv's read_start in effect
         self._held = collections.deque()       # reads that arrived after pause_reading()
+        self._buffered = False                 # pipes call data_received, as stdlib's
+        self._context = contextvars.copy_context()  # protocol callbacks run in it
         self._init_pipe(loop, pipe, protocol, read=True)
         self._handle.set_callbacks(on_read=self._on_read)
         loop.call_soon(self._protocol.connection_made, self)
@@ -188,48 +195,13 @@ class ReadPipeTransport(PausableReading, _PipeTransportBase, _transports.ReadTra
         if waiter is not None:
             loop.call_soon(set_result_unless_cancelled, waiter, None)
 
-    def _start_reading(self):
-        if not self.is_reading() or self._reading or self._handle.closed:
-            return
-        try:
-            self._handle.read_start()
-        except OSError as exc:
-            self._fatal_error(exc, "Fatal read error on pipe transport")
-            return
-        self._reading = True
-
-    def _stop_reading(self):
-        if self._reading:
-            self._reading = False
-            self._handle.read_stop()
-
-    def _deliver_held(self):
-        while self._held and self.is_reading():
-            nread, data = self._held.popleft()
-            self._deliver(nread, data)
-        if not self._held:
-            self._start_reading()
-
-    def _on_read(self, nread, data):
-        if self._closing:
-            return
-        if self._paused or self._held:
-            self._held.append((nread, data))  # read in the iteration that paused
-            return
-        self._deliver(nread, data)
-
-    def _deliver(self, nread, data):
-        if nread > 0:
-            self._protocol.data_received(data)
-        elif nread == UV_EOF:
-            if self._loop.get_debug():
-                logger.info("%r was closed by peer", self)
-            self._closing = True
-            self._stop_reading()
-            self._loop.call_soon(self._protocol.eof_received)
-            self._schedule_connection_lost(None)
-        else:
-            self._fatal_error(convert_error(nread), "Fatal read error on pipe transport")
+    def _on_eof(self):
+        if self._loop.get_debug():
+            logger.info("%r was closed by peer", self)
+        self._closing = True
+        self._stop_reading()
+        self._loop.call_soon(self._protocol.eof_received)
+        self._schedule_connection_lost(None)
 
     def close(self):
         if not self._closing:
@@ -253,9 +225,8 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
         _transports._FlowControlMixin.__init__(self, extra, loop)
         self._conn_lost = 0                    # writes after a fatal error (for the warning)
-        self._write_data = collections.deque()   # what each queued uv_write points to, FIFO
-        self._write_sizes = collections.deque()  # and its size (0 once dropped by _close)
         self._write_buffer_size = 0            # bytes queued in libuv, not yet written
+        self._dropped = False                  # _close() dropped the queued data
         self._watching = False                 # the selector watches for the reader going away
         watch = self._init_pipe(loop, pipe, protocol, read=False)
         self._handle.set_callbacks(on_write=self._on_write)
@@ -322,27 +293,25 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
                 data = bytes(data)
         elif not isinstance(data, bytes):
             data = bytes(data)
+        size = len(data)
         try:
-            self._handle.write([data])
+            self._handle.write([data], size)  # the handle keeps data with the request
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._conn_lost += 1
             self._fatal_error(exc, "Fatal write error on pipe transport")
             return
-        size = len(data)
-        self._write_data.append(data)
-        self._write_sizes.append(size)
         self._write_buffer_size += size
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data):
         self.write(b"".join(list_of_data))
 
-    def _on_write(self, status):
-        self._handle.write_done()
-        self._write_data.popleft()  # libuv is done with it: only now may it go
-        self._write_buffer_size -= self._write_sizes.popleft()
+    def _on_write(self, status, size):
+        if self._dropped or self._loop.is_closed():
+            return  # dropped by _close(), or loop.close() draining (nothing to report)
+        self._write_buffer_size -= size
         if status < 0:
             if status != UV_ECANCELED and not self._lost:
                 self._conn_lost += 1
@@ -351,13 +320,10 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
             return
         if self._lost:
             return
-        if not self._write_sizes:
-            self._maybe_resume_protocol()  # may write more
-            if self._closing and not self._write_sizes:
-                self._unwatch_reader()
-                self._schedule_connection_lost(None)
-        else:
-            self._maybe_resume_protocol()
+        self._maybe_resume_protocol()  # may write more
+        if self._closing and not self._handle.writing:
+            self._unwatch_reader()
+            self._schedule_connection_lost(None)
 
     def can_write_eof(self):
         return True
@@ -380,7 +346,6 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
         # Queued data is dropped (libuv cancels it when the handle closes);
         # the buffers themselves stay alive until their completions.
         self._write_buffer_size = 0
-        for i in range(len(self._write_sizes)):
-            self._write_sizes[i] = 0
+        self._dropped = True
         self._unwatch_reader()
         self._schedule_connection_lost(exc)

@@ -20,16 +20,13 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
 from .. import _compat
-from .._ffi import CHAR_ARRAY, ffi, lib
 from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
-from ..handles.stream import UV_EAGAIN, UV_ECANCELED, UV_EOF, StreamHandle
-from .base import DescriptorSocket, PausableReading, TransportErrors, write_data
+from ..handles.stream import UV_ECANCELED, StreamHandle
+from .base import FAILED, DescriptorSocket, StreamReading, TransportErrors, write_data
 
 logger = logging.getLogger("asyncio")
 
-_try_write = lib.uvl_try_write
-_from_buffer = ffi.from_buffer
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = getattr(_constants, "LOG_THRESHOLD_FOR_CONNLOST_WRITES", 5)
 try:
     _SENDFILE_TRY_NATIVE = _constants._SendfileMode.TRY_NATIVE
@@ -38,7 +35,7 @@ except AttributeError:  # pragma: no cover
 
 
 
-class StreamTransport(TransportErrors, PausableReading, _transports._FlowControlMixin):
+class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMixin):
     """A connected TCP or unix stream socket owned by libuv."""
 
     _start_tls_compatible = True
@@ -62,8 +59,6 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         self._reading = False                  # libuv's read_start in effect
         self._eof = False                      # write_eof() called
         self._held = collections.deque()       # reads that arrived after pause_reading()
-        self._write_sizes = collections.deque()  # size of each queued uv_write, FIFO
-        self._write_data = collections.deque()   # the data each queued uv_write points to
         self._write_buffer_size = 0            # bytes queued in libuv, not yet written
         self._empty_waiter = None              # future waited on by sendfile, or None
         self._sendfile_active = None           # the native sendfile writing to our fd, or None
@@ -122,145 +117,14 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
     def is_closing(self):
         return self._closing
 
-    # --- reading -----------------------------------------------------------------
-
-    def _start_reading(self):
-        if self._closing or self._paused or self._reading or self._handle.closed:
-            return
-        try:
-            if self._buffered and not self._handle.has_posted() and not self._post_buffer():
-                return
-            self._handle.read_start()
-        except OSError as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        self._reading = True
-
-    def _stop_reading(self):
-        if self._reading:
-            self._reading = False
-            self._handle.read_stop()
-
-    def _post_buffer(self):
-        """BufferedProtocol: ask for the buffer the next read lands in."""
-        try:
-            buf = self._context.run(self._protocol.get_buffer, -1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            self._handle.post_buffer(buf)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return False
-        return True
-
-    def _deliver_held(self):
-        while self._held and not self._paused and not self._closing:
-            nread, data = self._held.popleft()
-            self._deliver(nread, data)
-        if not self._held:
-            self._start_reading()
-
-    def _on_read(self, nread, data):
-        """A read completed: nread bytes (in ``data``, or in the posted
-        buffer when data is None), or EOF / an error when nread < 0."""
-        if self._closing:
-            return
-        if self._paused or self._held:
-            # Reads libuv finished in the same iteration as pause_reading():
-            # keep them, in order, for resume_reading().  A read into the
-            # posted buffer stays there: nothing asks for a new buffer
-            # until it has been delivered.
-            self._held.append((nread, data))
-            return
-        if nread > 0:
-            # The two common cases inlined (one or two frames less per read).
-            if data is not None:
-                if not self._buffered:
-                    try:
-                        self._context.run(self._protocol.data_received, data)
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-                    return
-            else:
-                # A BufferedProtocol read landed in the posted buffer.
-                protocol = self._protocol
-                run = self._context.run
-                try:
-                    run(protocol.buffer_updated, nread)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
-                    return
-                if self._reading and not self._closing:
-                    handle = self._handle
-                    try:
-                        buf = run(protocol.get_buffer, -1)
-                        if buf is handle._posted_obj and handle._posted is not None:
-                            # The same buffer again (see StreamHandle.post_buffer).
-                            handle._ptr.posted = handle._posted
-                        else:
-                            if not len(buf):
-                                raise RuntimeError("get_buffer() returned an empty buffer")
-                            handle.post_buffer(buf)
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-                return
-        self._deliver(nread, data)
-
-    def _deliver(self, nread, data):
-        if nread > 0:
-            try:
-                if data is None:
-                    self._context.run(self._protocol.buffer_updated, nread)
-                elif self._buffered:
-                    self._context.run(self._feed_buffered, data)
-                else:
-                    self._context.run(self._protocol.data_received, data)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                if self._buffered:
-                    self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
-                else:
-                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-                return
-            if data is None and self._reading and not self._closing:
-                self._post_buffer()
-        elif nread == UV_EOF:
-            self._on_eof()
-        else:
-            self._fatal_error(convert_error(nread), "Fatal read error on socket transport")
-
-    def _feed_buffered(self, data):
-        """Bytes that arrived before a switch to a BufferedProtocol: copy them
-        through get_buffer/buffer_updated, as many rounds as needed."""
-        view = memoryview(data)
-        while view:
-            buf = self._protocol.get_buffer(len(view))
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            n = min(len(buf), len(view))
-            memoryview(buf)[:n] = view[:n]
-            self._protocol.buffer_updated(n)
-            view = view[n:]
+    # --- reading (StreamReading) ----------------------------------------------
 
     def _on_eof(self):
         self._stop_reading()
         if self._loop.get_debug():
             logger.debug("%r received EOF", self)
-        try:
-            keep_open = self._context.run(self._protocol.eof_received)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+        keep_open = self._call_protocol(self._protocol.eof_received)
+        if keep_open is FAILED:
             return
         if not keep_open:
             self.close()
@@ -293,14 +157,10 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
             return
         if self._conn_lost and not self._can_write():
             return
-        if not self._write_sizes:
+        handle = self._handle
+        if not handle.writing:
             try:
-                n = _try_write(self._handle._ptr, data if type(data) is bytes else _from_buffer(CHAR_ARRAY, data),
-                               len(data))
-                if n < 0:
-                    if n != UV_EAGAIN:
-                        raise convert_error(n)
-                    n = 0
+                n = handle.try_write(data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -315,7 +175,12 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         """Write the pieces as one vectored write (no joining copy)."""
         pieces = []
         total = 0
-        for data in list_of_data:
+        for i, data in enumerate(list_of_data):
+            if isinstance(data, memoryview) and not data.contiguous:
+                # Checked at the call, as stdlib's b"".join() does, so the
+                # transport stays usable (a later write would fail fatally).
+                raise TypeError(f"sequence item {i}: expected a bytes-like object, "
+                                f"{type(data).__name__} found")
             data = write_data(data)
             if data:
                 pieces.append(data)
@@ -325,7 +190,7 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
             return
         if not self._can_write():
             return
-        if not self._write_sizes:
+        if not self._handle.writing:
             try:
                 n = self._handle.try_writev(pieces)
             except (SystemExit, KeyboardInterrupt):
@@ -354,27 +219,28 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
                 data = bytes(data)
             owned.append(data)
         try:
-            self._handle.write(owned)
+            self._handle.write(owned, size)  # the handle keeps them with the request
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal write error on socket transport")
             return
-        self._write_data.append(owned)
-        self._write_sizes.append(size)
         self._write_buffer_size += size
         self._maybe_pause_protocol()
 
-    def _on_write(self, status):
-        self._handle.write_done()
-        self._write_data.popleft()
-        self._write_buffer_size -= self._write_sizes.popleft()
+    def _on_write(self, status, size):
+        if self._conn_lost or self._loop.is_closed():
+            # _force_close dropped the queued data (the buffer size is 0
+            # already), or loop.close() is draining its handles: nothing to
+            # report, and never a call_soon on a closed loop (defect A2).
+            return
+        self._write_buffer_size -= size
         if status < 0:
-            if status != UV_ECANCELED and not self._conn_lost:
+            if status != UV_ECANCELED:
                 self._fatal_error(convert_error(status), "Fatal write error on socket transport")
             return
         self._maybe_resume_protocol()
-        if not self._write_sizes:
+        if not self._handle.writing:
             if self._empty_waiter is not None:
                 waiter, self._empty_waiter = self._empty_waiter, None
                 if not waiter.done():
@@ -400,14 +266,14 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
             self._fatal_error(exc, "Fatal write error on socket transport")
 
     def _on_shutdown(self, status):
-        if status < 0 and status != UV_ECANCELED and not self._conn_lost:
+        if status < 0 and status != UV_ECANCELED and not self._conn_lost and not self._loop.is_closed():
             self._fatal_error(convert_error(status), "Fatal write error on socket transport")
 
     def _make_empty_waiter(self):
         if self._empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
         self._empty_waiter = self._loop.create_future()
-        if not self._write_sizes:
+        if not self._handle.writing:
             self._empty_waiter.set_result(None)
         return self._empty_waiter
 
@@ -421,7 +287,7 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
             return
         self._closing = True
         self._stop_reading()
-        if not self._write_sizes:
+        if not self._handle.writing:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
 
@@ -431,6 +297,9 @@ class StreamTransport(TransportErrors, PausableReading, _transports._FlowControl
         if not self._closing:
             self._closing = True
             self._stop_reading()
+        # Queued data is dropped, as stdlib's buffer is: libuv cancels it
+        # when the handle closes (the data lives until those completions).
+        self._write_buffer_size = 0
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 

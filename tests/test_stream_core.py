@@ -1,0 +1,187 @@
+"""The stream-transport core shared by TCP, unix sockets and pipes (issue 8,
+part C): the one guard around protocol callbacks (A11), the BufferedProtocol
+read path (A12), writelines' argument check (A10), and loop.close() draining
+write completions (A2).  Every test runs on stdlib asyncio and uvloop_like."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+
+import pytest
+from loop_testutil import is_uvloop_like, run
+from stream_testutil import Recorder
+
+# --- A12: a BufferedProtocol may resize or replace its buffer ---------------------
+
+
+class _GrowingBuffer(asyncio.BufferedProtocol):
+    """get_buffer() resizes the SAME bytearray on every call (or, with
+    ``fresh``, hands out a new, larger one each time); everything received
+    is collected in ``data``."""
+
+    def __init__(self, loop, expected, fresh=False):
+        self.fresh = fresh
+        self.buf = bytearray(16)
+        self.data = bytearray()
+        self.calls = 0
+        self.expected = expected
+        self.done = loop.create_future()
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        self.calls += 1
+        if self.fresh:
+            self.buf = bytearray(len(self.buf) + 7)
+        else:
+            self.buf.extend(b"\0" * 7)  # BufferError if the last export is still held
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        self.data += self.buf[:nbytes]
+        if len(self.data) >= self.expected and not self.done.done():
+            self.done.set_result(None)
+
+    def eof_received(self):
+        return None
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["resized", "new"])
+def test_buffered_protocol_may_resize_its_buffer(loop, fresh):
+    payload = bytes(range(256)) * 2048   # 512 KiB: many reads into small buffers
+
+    async def main():
+        a, b = socket.socketpair()
+        proto = _GrowingBuffer(loop, len(payload), fresh)
+        tr, _ = await loop.create_unix_connection(lambda: proto, sock=a)
+        sender = Recorder(loop)
+        peer, _ = await loop.create_unix_connection(lambda: sender, sock=b)
+        peer.write(payload)
+        await proto.done
+        assert bytes(proto.data) == payload
+        assert proto.calls > 10
+        peer.close()
+        tr.close()
+        assert await proto.lost is None
+        await sender.lost
+    run(loop, main())
+
+
+# --- A11: an exception in a read pipe's data_received -----------------------------
+
+
+class _Raising(asyncio.Protocol):
+    def __init__(self, loop):
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        raise ZeroDivisionError("in data_received")
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+def test_read_pipe_data_received_error_reaches_the_exception_handler(loop, exc_handler):
+    async def main():
+        rfd, wfd = os.pipe()
+        proto = _Raising(loop)
+        with open(rfd, "rb", buffering=0) as pipe:
+            tr, _ = await loop.connect_read_pipe(lambda: proto, pipe)
+            os.write(wfd, b"boom")
+            for _ in range(200):
+                if exc_handler.calls:
+                    break
+                await asyncio.sleep(0.005)
+            assert [type(e) for e in exc_handler.exceptions()] == [ZeroDivisionError]
+            if is_uvloop_like(loop):
+                # The stream core's guard closes the transport (_fatal_error),
+                # as uvloop does; stdlib's callback handler leaves it open.
+                assert tr.is_closing()
+                await proto.lost
+            tr.close()
+            await proto.lost
+        os.close(wfd)
+    run(loop, main())
+
+
+def test_stream_data_received_error_closes_through_fatal_error(loop, exc_handler):
+    async def main():
+        a, b = socket.socketpair()
+        proto = _Raising(loop)
+        tr, _ = await loop.create_unix_connection(lambda: proto, sock=a)
+        b.sendall(b"boom")
+        exc = await proto.lost
+        assert isinstance(exc, ZeroDivisionError)
+        assert [type(e) for e in exc_handler.exceptions()] == [ZeroDivisionError]
+        assert "data_received" in exc_handler.calls[0]["message"]
+        b.close()
+    run(loop, main())
+
+
+# --- A10: writelines of a non-contiguous memoryview --------------------------------
+
+
+def test_writelines_non_contiguous_memoryview_raises_at_the_call(loop):
+    if not is_uvloop_like(loop) and sys.version_info >= (3, 12):
+        pytest.skip("stdlib 3.12+ writelines queues memoryviews and fails later (fatal error)")
+
+    async def main():
+        a, b = socket.socketpair()
+        rec = Recorder(loop)
+        tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
+        sink = Recorder(loop)
+        peer, _ = await loop.create_unix_connection(lambda: sink, sock=b)
+        bad = memoryview(b"abcdefgh")[::2]
+        with pytest.raises(TypeError, match="expected a bytes-like object"):
+            tr.writelines([b"x", bad])
+        with pytest.raises(TypeError, match="expected a bytes-like object"):
+            tr.writelines([bad])
+        assert not tr.is_closing()
+        tr.writelines([b"still ", memoryview(b"usable")])
+        await sink.wait_for_bytes(12)
+        assert bytes(sink.data) == b"still usable"
+        tr.close()
+        peer.close()
+        await rec.lost
+        await sink.lost
+    run(loop, main())
+
+
+# --- A2: loop.close() drains write completions without raising -----------------------
+
+
+@pytest.mark.parametrize("variant", ["queued", "peer_gone", "after_abort"])
+def test_loop_close_with_queued_writes_does_not_raise(loop, variant):
+    a, b = socket.socketpair()
+    holder = []
+
+    async def main():
+        rec = Recorder(loop)
+        tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
+        holder.append(tr)
+        tr.write(b"x" * (8 << 20))       # far more than the socket buffers hold
+        tr.write(b"y" * (1 << 20))
+        assert tr.get_write_buffer_size() > 0
+        if variant == "peer_gone":
+            b.close()
+            await asyncio.sleep(0.01)
+            tr.write(b"z" * 65536)
+        if variant == "after_abort":
+            tr.abort()
+            assert tr.get_write_buffer_size() == 0
+        tr.close()
+
+    run(loop, main())
+    loop.close()            # drains what libuv completes while closing: never raises
+    b.close()
