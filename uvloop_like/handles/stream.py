@@ -11,6 +11,9 @@ data libuv points at and its size live together until libuv completes it
 """
 from __future__ import annotations
 
+import functools
+import weakref
+
 from .._ffi import BUF_ARRAY, CHAR_ARRAY, SHUTDOWN_P, UVL_STREAM_P, WRITE_P, ffi, lib
 from ..errors import convert_error
 from .base import UVHandle
@@ -69,17 +72,29 @@ class WriteRequest:
 
     def _on_write(self, status):
         stream = self._stream
-        stream._writes.discard(self)
+        writes = stream._writes
+        writes.discard(self)
         self._keep = self._data = None  # (_data -> self: no cycle left behind)
-        stream._on_write(status, self.size)
+        on_write = stream._on_write
+        if not writes:
+            stream._update_owner()  # may now hold its owner weakly only
+        on_write(status, self.size)
 
 
 class StreamHandle(UVHandle):
-    """One libuv stream.  ``on_read``, ``on_write``, ``on_shutdown`` and
-    ``on_connection`` are set by the owner (a transport or a server)."""
+    """One libuv stream, owned by a transport (``set_owner``), or by whoever
+    sets ``on_read``, ``on_write``, ``on_shutdown`` and ``on_connection``.
+
+    The loop keeps every open handle (rule 1), so a handle that held its
+    transport strongly would keep it alive forever.  It does so only while
+    libuv may report to it on its own: reading, a write or a shutdown in
+    flight.  Otherwise it holds a weak reference, so a transport that only
+    the loop still knows (its protocol kept a half-open connection, say)
+    is collected, warns ResourceWarning and closes this handle, as
+    stdlib's transports are (rule 12)."""
 
     __slots__ = ("_on_read", "_on_write", "_shutdown_cb", "_on_connection", "_posted", "_posted_obj",
-                 "_writes", "_shutdown_req", "tcp")
+                 "_writes", "queued", "try_write_bytes", "_shutdown_req", "tcp", "_reading", "_owner", "_owner_ref")
 
     _ctype = UVL_STREAM_P
 
@@ -90,13 +105,20 @@ class StreamHandle(UVHandle):
         self._posted = None   # the cdata keeping the posted buffer alive
         self._posted_obj = None  # the object it was made from
         self._writes = set()  # WriteRequests libuv has not completed
+        self.queued = self._writes  # (the same set, read by the transports' write fast path)
         self._shutdown_req = None  # the uv_shutdown_t libuv points to, until it completes
+        self._reading = False  # uv_read_start in effect
+        self._owner = None     # the owning transport, while reading/writing/shutting down
+        self._owner_ref = None  # a weak reference to it, always (see set_owner)
         if tcp:
             status = lib.uvl_tcp_init(loop._core.uv, self._ptr)
         else:
             status = lib.uvl_pipe_init(loop._core.uv, self._ptr, 0)
         if status < 0:
             raise convert_error(status)
+        # try_write() of a bytes object, straight to C (no Python frame: the
+        # write fast path); a negative status goes to try_write_error().
+        self.try_write_bytes = functools.partial(_uvl_try_write, self._ptr)
         self._activated()
 
     def set_callbacks(self, on_read=None, on_write=None, on_shutdown=None, on_connection=None):
@@ -108,6 +130,50 @@ class StreamHandle(UVHandle):
             self._shutdown_cb = on_shutdown
         if on_connection is not None:
             self._on_connection = on_connection
+
+    def set_owner(self, owner):
+        """Report reads, writes and shutdowns to ``owner._on_read``,
+        ``_on_write`` and ``_on_shutdown``, holding ``owner`` strongly only
+        while one of them is in flight (see the class docstring)."""
+        self._owner_ref = weakref.ref(owner)
+        self._owner = None
+        self._update_owner()
+
+    def _update_owner(self):
+        if self._owner_ref is None:
+            return
+        if self._reading or self._writes or self._shutdown_req is not None:
+            if self._owner is None:
+                owner = self._owner_ref()
+                if owner is not None:
+                    self._owner = owner
+                    # (a pipe transport has only the half it needs)
+                    self._on_read = getattr(owner, "_on_read", _ignore)
+                    self._on_write = getattr(owner, "_on_write", _ignore)
+                    self._shutdown_cb = getattr(owner, "_on_shutdown", _ignore)
+        elif self._owner is not None or self._on_read is _ignore:
+            self._owner = None
+            # Bound methods of the handle itself: they reach the owner
+            # through the weak reference (a completion recorded just before
+            # read_stop, say), and keep nothing alive.
+            self._on_read = self._weak_read
+            self._on_write = self._weak_write
+            self._shutdown_cb = self._weak_shutdown
+
+    def _weak_read(self, nread, data):
+        owner = self._owner_ref()
+        if owner is not None:
+            getattr(owner, "_on_read", _ignore)(nread, data)
+
+    def _weak_write(self, status, size):
+        owner = self._owner_ref()
+        if owner is not None:
+            getattr(owner, "_on_write", _ignore)(status, size)
+
+    def _weak_shutdown(self, status):
+        owner = self._owner_ref()
+        if owner is not None:
+            getattr(owner, "_on_shutdown", _ignore)(status)
 
     def open(self, fd):
         """Adopt ``fd``: from now on libuv owns it and closes it."""
@@ -168,10 +234,14 @@ class StreamHandle(UVHandle):
         status = lib.uvl_read_start(self._ptr)
         if status < 0:
             raise convert_error(status)
+        self._reading = True
+        self._update_owner()
 
     def read_stop(self):
         if self._state == UVHandle.ACTIVE:
             lib.uvl_read_stop(self._ptr)
+        self._reading = False
+        self._update_owner()
 
     # --- writing -------------------------------------------------------------
 
@@ -213,12 +283,22 @@ class StreamHandle(UVHandle):
             status = lib.uvl_writev(req, self._ptr, bufs, count)  # libuv copies the array
         if status < 0:
             raise convert_error(status)
-        self._writes.add(WriteRequest(self, req, (keep, pieces), size))
+        writes = self._writes
+        writes.add(WriteRequest(self, req, (keep, pieces), size))
+        if self._owner is None and len(writes) == 1:
+            self._update_owner()
 
     @property
     def writing(self):
         """Writes queued in libuv, not yet completed?"""
         return bool(self._writes)
+
+    def try_write_error(self, status):
+        """What a negative ``try_write_bytes`` status means: 0 bytes written
+        (EAGAIN), or the exception to raise."""
+        if status == UV_EAGAIN:
+            return 0
+        raise convert_error(status)
 
     def shutdown(self):
         """Send EOF after the queued writes (half-close)."""
@@ -227,6 +307,7 @@ class StreamHandle(UVHandle):
         if status < 0:
             raise convert_error(status)
         self._shutdown_req = req
+        self._update_owner()
 
     # --- listening -----------------------------------------------------------
 
@@ -242,10 +323,14 @@ class StreamHandle(UVHandle):
 
     def _on_shutdown(self, status):
         self._shutdown_req = None
-        self._shutdown_cb(status)
+        callback = self._shutdown_cb
+        self._update_owner()
+        callback(status)
 
     def _on_close(self):
         super()._on_close()
+        self._owner = None
+        self._reading = False
         # The owner's bound methods refer back to it: no cycle once closed.
         self._on_read = self._on_write = self._shutdown_cb = self._on_connection = _ignore
         self._writes.clear()  # (completed before the close callback: normally empty)

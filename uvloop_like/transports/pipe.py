@@ -188,7 +188,7 @@ class ReadPipeTransport(StreamReading, _PipeTransportBase, _transports.ReadTrans
         self._buffered = False                 # pipes call data_received, as stdlib's
         self._context = contextvars.copy_context()  # protocol callbacks run in it
         self._init_pipe(loop, pipe, protocol, read=True)
-        self._handle.set_callbacks(on_read=self._on_read)
+        self._handle.set_owner(self)           # strongly only while reading (rule 12)
         loop.call_soon(self._protocol.connection_made, self)
         # only start reading when connection_made() has been called
         loop.call_soon(self._start_reading)
@@ -229,7 +229,7 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
         self._dropped = False                  # _close() dropped the queued data
         self._watching = False                 # the selector watches for the reader going away
         watch = self._init_pipe(loop, pipe, protocol, read=False)
-        self._handle.set_callbacks(on_write=self._on_write)
+        self._handle.set_owner(self)           # strongly only while writing (rule 12)
         loop.call_soon(self._protocol.connection_made, self)
         if watch:
             # only start watching when connection_made() has been called

@@ -62,8 +62,7 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         self._write_buffer_size = 0            # bytes queued in libuv, not yet written
         self._empty_waiter = None              # future waited on by sendfile, or None
         self._sendfile_active = None           # the native sendfile writing to our fd, or None
-        handle.set_callbacks(on_read=self._on_read, on_write=self._on_write,
-                             on_shutdown=self._on_shutdown)
+        handle.set_owner(self)                 # strongly only while reading/writing (rule 12)
         self.set_protocol(protocol)
         loop._transports[self._fd] = self
         if server is not None:
@@ -91,7 +90,8 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
     def __del__(self, _warn=warnings.warn):
         if self._handle is not None and not self._closing and not self._handle.closed:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._handle.close()
+            self._handle.close()  # closes the descriptor (libuv's, the only one)
+            self._sock._closed()
 
     # --- extra info ------------------------------------------------------------
 
@@ -158,9 +158,14 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         if self._conn_lost and not self._can_write():
             return
         handle = self._handle
-        if not handle.writing:
+        if not handle.queued:
             try:
-                n = handle.try_write(data)
+                if type(data) is bytes:
+                    n = handle.try_write_bytes(data, len(data))
+                    if n < 0:
+                        n = handle.try_write_error(n)
+                else:
+                    n = handle.try_write(data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
