@@ -31,7 +31,9 @@ import fetch_libuv  # noqa: E402
 # leaves its pending flag set, which uvl_wakeup() relies on to be safe after
 # the loop is closed.  With 1.44.2 (Debian 12's libuv1-dev) a
 # call_soon_threadsafe() racing close() aborts in uv__async_send.
-SYSTEM_LIBUV_MIN = "1.45.0"
+# 1.52.0: uv_udp_open_ex (adopting a UDP socket without setting SO_REUSEADDR
+# on it, transports/datagram.py) first appears there.
+SYSTEM_LIBUV_MIN = "1.52.0"
 
 # --- cdef: libuv, grouped by area ------------------------------------------
 
