@@ -26,6 +26,19 @@ logger = logging.getLogger("asyncio")
 FAILED = object()  # what StreamReading._call_protocol returns when the callback raised
 
 
+def owned_data(data):
+    """``data`` (from write_data) as a queued write may keep it: libuv
+    points at it until the write completes, so whatever the caller could
+    still change (a bytearray, a view of one) is copied once to bytes."""
+    if isinstance(data, memoryview):
+        if not isinstance(data.obj, bytes) or not data.c_contiguous:
+            return bytes(data)
+        return data
+    if not isinstance(data, bytes):
+        return bytes(data)
+    return data
+
+
 def write_data(data):
     """``data`` as write() sends it: a bytes-like object whose len() is its
     size in bytes.  A memoryview of wider items or of several dimensions
@@ -197,15 +210,7 @@ class StreamReading(PausableReading):
                 except BaseException as exc:
                     self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
                     return
-                try:
-                    buf = run(protocol.get_buffer, -1)
-                    if not len(buf):
-                        raise RuntimeError("get_buffer() returned an empty buffer")
-                    self._handle.post_buffer(buf)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                self._post_buffer()
                 return
         self._deliver(nread, data)
 

@@ -29,7 +29,7 @@ from asyncio import transports as _transports
 from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, StreamHandle
-from .base import StreamReading, TransportErrors, write_data
+from .base import StreamReading, TransportErrors, owned_data, write_data
 
 logger = logging.getLogger("asyncio")
 
@@ -274,27 +274,15 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
                 logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
             self._conn_lost += 1
             return
-        if not self._write_buffer_size:
-            try:
-                n = self._handle.try_write(data)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._conn_lost += 1
-                self._fatal_error(exc, "Fatal write error on pipe transport")
-                return
-            if n == len(data):
-                return
-            data = memoryview(data)[n:]
-        # libuv points at the data until the write completes: own an
-        # immutable copy unless it already is one.
-        if isinstance(data, memoryview):
-            if not isinstance(data.obj, bytes) or not data.c_contiguous:
-                data = bytes(data)
-        elif not isinstance(data, bytes):
-            data = bytes(data)
-        size = len(data)
         try:
+            if not self._write_buffer_size:
+                n = self._handle.try_write(data)
+                if n == len(data):
+                    return
+                data = memoryview(data)[n:]
+            # libuv points at the data until the write completes.
+            data = owned_data(data)
+            size = len(data)
             self._handle.write([data], size)  # the handle keeps data with the request
         except (SystemExit, KeyboardInterrupt):
             raise

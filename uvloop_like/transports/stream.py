@@ -23,7 +23,7 @@ from .. import _compat
 from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, StreamHandle
-from .base import FAILED, DescriptorSocket, StreamReading, TransportErrors, write_data
+from .base import FAILED, DescriptorSocket, StreamReading, TransportErrors, owned_data, write_data
 
 logger = logging.getLogger("asyncio")
 
@@ -215,14 +215,7 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
     def _queue_write(self, pieces, size):
         # libuv keeps pointers to the data until the write completes: own
         # immutable copies of whatever the caller could still change.
-        owned = []
-        for data in pieces:
-            if isinstance(data, memoryview):
-                if not isinstance(data.obj, bytes):
-                    data = bytes(data)
-            elif not isinstance(data, bytes):
-                data = bytes(data)
-            owned.append(data)
+        owned = [owned_data(data) for data in pieces]
         try:
             self._handle.write(owned, size)  # the handle keeps them with the request
         except (SystemExit, KeyboardInterrupt):
