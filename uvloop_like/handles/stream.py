@@ -267,9 +267,12 @@ class StreamHandle(UVHandle):
             raise convert_error(written)
         return written
 
-    def write(self, pieces, size):
-        """Queue the buffers in ``pieces`` (``size`` bytes in all) as one
-        write; they must not change until on_write(status, size)."""
+    def write(self, pieces, size=None):
+        """Queue the buffers in ``pieces`` (``size`` bytes in all, counted
+        when not given) as one write; they must not change until
+        on_write(status, size)."""
+        if size is None:
+            size = sum(len(memoryview(data).cast("B")) for data in pieces)
         req = _new(WRITE_P)
         # The from_buffer() cdata stay referenced with the request until its
         # completion: on PyPy the pointer is only valid while they live (the
