@@ -35,6 +35,11 @@ class _GrowingBuffer(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint):
         self.calls += 1
+        if self.fresh == "view":
+            # The same memoryview every time (the reposting fast path).
+            if self.calls == 1:
+                self.view = memoryview(bytearray(100))
+            return self.view
         if self.fresh:
             self.buf = bytearray(len(self.buf) + 7)
         else:
@@ -42,7 +47,7 @@ class _GrowingBuffer(asyncio.BufferedProtocol):
         return self.buf
 
     def buffer_updated(self, nbytes):
-        self.data += self.buf[:nbytes]
+        self.data += (self.view if self.fresh == "view" else self.buf)[:nbytes]
         if len(self.data) >= self.expected and not self.done.done():
             self.done.set_result(None)
 
@@ -53,7 +58,7 @@ class _GrowingBuffer(asyncio.BufferedProtocol):
         self.lost.set_result(exc)
 
 
-@pytest.mark.parametrize("fresh", [False, True], ids=["resized", "new"])
+@pytest.mark.parametrize("fresh", [False, True, "view"], ids=["resized", "new", "same_view"])
 def test_buffered_protocol_may_resize_its_buffer(loop, fresh):
     payload = bytes(range(256)) * 2048   # 512 KiB: many reads into small buffers
 

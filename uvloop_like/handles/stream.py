@@ -206,6 +206,13 @@ class StreamHandle(UVHandle):
         """Let libuv's next read of this stream land in ``buf`` (writable).
         The buffer stays exported (pinned) only until that read completes:
         see ``release_posted``."""
+        if buf is self._posted_obj and self._posted is not None:
+            # The same memoryview as last time (release_posted kept its
+            # export): it cannot have moved, and posted_len still holds.
+            self._ptr.posted = self._posted
+            return
+        if self._posted is not None:
+            _release(self._posted)
         posted = _from_buffer(CHAR_ARRAY, buf, require_writable=True)
         self._posted = posted
         self._posted_obj = buf
@@ -215,7 +222,20 @@ class StreamHandle(UVHandle):
 
     def release_posted(self):
         """A read used the posted buffer: give its export back at once, so
-        the protocol may resize or replace it (uvloop does the same)."""
+        the protocol may resize or replace it (uvloop does the same).
+
+        Except for a memoryview: it cannot be resized, and it already pins
+        the memory it views, so our export changes nothing for the protocol
+        (short of the protocol calling its release()); keeping it lets the
+        common "return the same view" protocol repost it with one store."""
+        posted = self._posted
+        if posted is not None and type(self._posted_obj) is not memoryview:
+            self._posted = self._posted_obj = None
+            _release(posted)
+
+    def drop_posted(self):
+        """Release the posted buffer's export, whatever it is (a new
+        protocol, or the handle closed)."""
         posted = self._posted
         if posted is not None:
             self._posted = self._posted_obj = None
@@ -228,7 +248,7 @@ class StreamHandle(UVHandle):
     def unpost(self):
         self._ptr.posted = ffi.NULL
         self._ptr.posted_len = 0
-        self.release_posted()
+        self.drop_posted()
 
     def read_start(self):
         status = lib.uvl_read_start(self._ptr)
@@ -338,4 +358,4 @@ class StreamHandle(UVHandle):
         self._on_read = self._on_write = self._shutdown_cb = self._on_connection = _ignore
         self._writes.clear()  # (completed before the close callback: normally empty)
         self._shutdown_req = None
-        self.release_posted()
+        self.drop_posted()
