@@ -1,4 +1,4 @@
-# Entry points: test, test-all, check-dist, wheel, check-wheel, bench, conformance, lint, clean,
+# Entry points: test, test-all, check-dist, wheel, check-wheel, bench, bench-instr, conformance, lint, clean,
 # fuzz (the stdlib-vs-uvloop_like differential test, long: FUZZ_EXAMPLES=5000),
 # sanitize (libuv and uvl.c under ASan+UBSan in .venv-sanitize, then the unit
 # suite; docs/sanitize.md).
@@ -20,7 +20,7 @@ HYPOTHESIS := 'hypothesis>=6.100,<7'
 # The frameworks of docs/recipes.md (tests/test_recipes.py; anyio is above); granian's wheels: CPython.
 RECIPES := 'hypercorn>=0.14' 'granian>=2.5; platform_python_implementation == "CPython"'
 
-.PHONY: test test-unit test-unit-core test-native test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench lint clean dev docs
+.PHONY: test test-unit test-unit-core test-native test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench bench-instr lint clean dev docs
 
 dev: $(STAMP)
 
@@ -127,6 +127,15 @@ bench: $(STAMP)
 		{ apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; }; }; } || \
 		echo "wrk not installable here: the HTTP workloads use the Python client"
 	$(PY) -m bench
+
+# Instructions per operation under valgrind's callgrind (the loop's process only),
+# side by side for every loop; about 10 minutes.  BENCH_ARGS="--only call_soon*" narrows it.
+bench-instr: $(STAMP)
+	@test -f $(BENCH_STAMP) || { $(PY) -m pip install -q uvloop || echo "uvloop not installable here: benchmarking without it"; touch $(BENCH_STAMP); }
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -q valgrind >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q valgrind >/dev/null 2>&1; }; }; } || \
+		{ echo "valgrind is not installed and not installable here"; exit 1; }
+	$(PY) -m bench --instr $(BENCH_ARGS)
 
 # The documentation site (mkdocs.yml) into site/; its hook docs/gen_plots.py
 # draws the benchmark figures from docs/bench/bench-run.json first.

@@ -28,9 +28,11 @@ DEFAULT_REPEAT = 5  # fresh processes per workload and loop, unless the workload
 _SCRUBBED_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC", "PYTHONMALLOCSTATS")
 
 
-def _child_env() -> Dict[str, str]:
+def _child_env(loop: Optional[str] = None) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    if loop is not None:
+        env.update(loops.LOOPS[loop].env)
     return env
 
 
@@ -39,7 +41,7 @@ def run_child(argv: List[str], timeout: float, cpu: Optional[int] = None) -> Tup
     proc = subprocess.Popen(
         registry.pin_prefix(cpu) + [sys.executable, "-m", "bench.child", *argv],
         cwd=ROOT,
-        env=_child_env(),
+        env=_child_env(argv[argv.index("--loop") + 1] if "--loop" in argv else None),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -140,6 +142,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds before one run is killed (default: the workload's, 15 with --quick)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run's number")
+    parser.add_argument("--instr", action="store_true",
+                        help="count CPU instructions per operation under valgrind's callgrind instead "
+                        "(the loop's process only, two run sizes subtracted; a fixed set of workloads, "
+                        "--only narrows it; about 10 minutes; `make bench-instr`)")
     parser.add_argument("--profile", nargs="?", const="", default=None, metavar="DIR",
                         help="run each workload once per loop under cProfile, print the top functions "
                         "and keep the .prof files in DIR (default: a new temporary directory); "
@@ -162,6 +168,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             quick = f"quick {w.quick_n}" if w.in_quick else "not in --quick"
             print(f"{w.name:24} [{w.group}] n={w.n} ({quick}), one op = one {w.unit}\n    {w.description}")
         return 0
+    if args.instr:
+        from bench import instr
+
+        def env_for(name: str) -> Dict[str, str]:
+            env = _child_env(name)
+            env["PYTHONHASHSEED"] = "0"  # the same dict layouts in both runs
+            return env
+
+        unknown = [name for name in args.loops.split(",") if name and name not in loops.LOOPS]
+        if unknown:
+            raise SystemExit(f"--loops: unknown {', '.join(unknown)} (have: {', '.join(loops.LOOPS)})")
+        return instr.run([n for n in args.loops.split(",") if n], args.only, _cpu_plan(args),
+                         args.markdown, env_for, ROOT, _log)
     selected = _select(args.only)
     if args.quick and not args.only:
         selected = [w for w in selected if w.in_quick]

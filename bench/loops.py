@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +16,9 @@ class LoopSpec:
     module: str  # module to import
     factory: str  # its attribute that makes a new loop
     loop_module_prefix: str  # the made loop's class must live under this module
+    # Extra environment of its child processes, e.g. (("UVLOOP_LIKE_PURE", "1"),) for a
+    # column that runs one implementation in another mode (both bench modes apply it).
+    env: Tuple[Tuple[str, str], ...] = ()
 
 
 LOOPS: Dict[str, LoopSpec] = {
