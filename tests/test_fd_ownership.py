@@ -521,3 +521,58 @@ def test_datagram_failed_adoption(loop, monkeypatch):
         await asyncio.sleep(0)  # the handle's close callback
         assert _open_fds() == before
     run(loop, main())
+
+
+@pytest.mark.parametrize("kind", ENTRY_POINTS)
+def test_callers_sock_usable_while_the_transport_lives(loop, servers, kind):
+    """As with stdlib: the socket given with sock= keeps its descriptor (the
+    same one the transport uses: one per connection) until the transport
+    closes; socket options set on it reach the connection; add_reader() on
+    it is refused because a transport owns it; a close() by the caller
+    meanwhile does not pull the descriptor from under the transport."""
+    async def main():
+        sock = await _make_sock(loop, kind, *servers)
+        fd = sock.fileno()
+        ino = _ino(fd)
+        rec = Recorder(loop)
+        tr, _ = await _call(loop, kind, lambda: rec, sock)
+        assert sock.fileno() == fd
+        assert tr.get_extra_info("socket").fileno() == fd
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        assert tr.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= 65536
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            loop.add_reader(sock, lambda: None)
+        if kind != "connect_accepted_socket":  # (its peer is no echo server)
+            tr.write(b"ping")
+            await rec.wait_for_bytes(4)
+        tr.close()
+        await rec.lost
+        await _until_closed(fd, ino)
+        assert sock.fileno() == -1
+        await _check_not_closed_again(fd)
+    run(loop, main())
+
+
+def test_callers_close_does_not_close_the_transports_descriptor(loop, servers):
+    """A caller that closes its sock= socket while the transport lives: on
+    uvloop_like the descriptor stays the transport's until it closes, then
+    it is closed once (stdlib closes it at once and its transport fails)."""
+    if not is_uvloop_like(loop):
+        pytest.skip("stdlib closes the descriptor under its transport")
+
+    async def main():
+        sock = await _make_sock(loop, "create_connection", *servers)
+        fd = sock.fileno()
+        ino = _ino(fd)
+        rec = Recorder(loop)
+        tr, _ = await _call(loop, "create_connection", lambda: rec, sock)
+        sock.close()
+        assert _ino(fd) == ino
+        tr.write(b"ping")
+        await rec.wait_for_bytes(4)
+        tr.close()
+        await rec.lost
+        await _until_closed(fd, ino)
+        del sock
+        await _check_not_closed_again(fd)
+    run(loop, main())

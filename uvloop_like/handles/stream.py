@@ -94,7 +94,8 @@ class StreamHandle(UVHandle):
     stdlib's transports are (rule 12)."""
 
     __slots__ = ("_on_read", "_on_write", "_shutdown_cb", "_on_connection", "_posted", "_posted_obj",
-                 "_writes", "queued", "try_write_bytes", "_shutdown_req", "tcp", "_reading", "_owner", "_owner_ref")
+                 "_writes", "queued", "try_write_bytes", "_shutdown_req", "tcp", "_reading", "_owner", "_owner_ref",
+                 "_fileobj")
 
     _ctype = UVL_STREAM_P
 
@@ -110,6 +111,7 @@ class StreamHandle(UVHandle):
         self._reading = False  # uv_read_start in effect
         self._owner = None     # the owning transport, while reading/writing/shutting down
         self._owner_ref = None  # a weak reference to it, always (see set_owner)
+        self._fileobj = None   # the caller's socket object over our descriptor (keep_socket)
         if tcp:
             status = lib.uvl_tcp_init(loop._core.uv, self._ptr)
         else:
@@ -349,6 +351,26 @@ class StreamHandle(UVHandle):
         callback = self._shutdown_cb
         self._update_owner()
         callback(status)
+
+    def keep_socket(self, sock):
+        """Keep ``sock``, the socket object whose descriptor ``open()``
+        adopted, usable while the handle lives (setsockopt, fileno, as with
+        stdlib), and detach it when the handle closes: libuv closes the
+        descriptor, once.  The handle (which the loop keeps until libuv's
+        close callback) holds it, so the object cannot be collected, and its
+        finalizer close the descriptor, while libuv still has it.  A
+        ``close()`` by its owner meanwhile only marks it closed (the io
+        reference that socket.makefile() uses to defer the real close)."""
+        if hasattr(sock, "_io_refs"):
+            sock._io_refs += 1
+        self._fileobj = sock
+
+    def close(self):
+        sock = self._fileobj
+        if sock is not None:
+            self._fileobj = None
+            sock.detach()  # ignores the io reference; the descriptor is libuv's to close
+        super().close()
 
     def _on_close(self):
         super()._on_close()

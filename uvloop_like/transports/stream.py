@@ -41,9 +41,12 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
     _start_tls_compatible = True
     _sendfile_compatible = _SENDFILE_TRY_NATIVE
 
-    def __init__(self, loop, handle, protocol, waiter=None, extra=None, server=None, sock=None):
+    def __init__(self, loop, handle, protocol, waiter=None, extra=None, server=None, sock=None,
+                 fileobj=None):
         extra = dict(extra or {})
-        extra["socket"] = _trsock.TransportSocket(sock)
+        # The caller's socket object when there is one (stdlib hands out the
+        # same object); else a DescriptorSocket over libuv's descriptor.
+        extra["socket"] = _trsock.TransportSocket(sock if fileobj is None else fileobj)
         super().__init__(extra, loop)
         self._handle = handle                  # the StreamHandle; libuv owns the descriptor
         self._sock = sock                      # DescriptorSocket over it (never closes it)
@@ -337,10 +340,11 @@ def adopt_socket(loop, sock, protocol, waiter=None, extra=None, server=None):
     """Make a StreamTransport of a connected stream socket.
 
     libuv adopts the socket's own descriptor (rule 8: one descriptor per
-    connection) and closes it when the transport closes; ``sock`` is then
-    detached (its fileno() is -1, closing it does nothing), and
-    get_extra_info('socket') is a TransportSocket over libuv's descriptor
-    that never closes it.  If adoption fails, ``sock`` is left to the
+    connection, no dup) and closes it when the transport closes.  ``sock``
+    stays usable meanwhile (its fileno() valid, setsockopt working, as with
+    stdlib; get_extra_info('socket') is a TransportSocket over it), held by
+    the handle and detached when the handle closes, so it never closes the
+    descriptor a second time.  If adoption fails, ``sock`` is left to the
     caller, untouched."""
     tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
     extra = dict(extra or {})
@@ -365,10 +369,10 @@ def adopt_socket(loop, sock, protocol, waiter=None, extra=None, server=None):
     except BaseException:
         handle.close()  # libuv did not take the descriptor: closing it leaves it alone
         raise
-    family, type_, proto = sock.family, sock.type, sock.proto
-    view = DescriptorSocket(sock.detach(), family, type_, proto)
+    view = DescriptorSocket(sock.fileno(), sock.family, sock.type, sock.proto)
+    handle.keep_socket(sock)
     try:
-        return StreamTransport(loop, handle, protocol, waiter, extra, server, view)
+        return StreamTransport(loop, handle, protocol, waiter, extra, server, view, sock)
     except BaseException:
         handle.close()  # the descriptor is libuv's now: closed with it, once
         view._closed()
