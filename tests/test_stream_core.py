@@ -137,9 +137,13 @@ def test_stream_data_received_error_closes_through_fatal_error(loop, exc_handler
 # --- A10: writelines of a non-contiguous memoryview --------------------------------
 
 
-def test_writelines_non_contiguous_memoryview_raises_at_the_call(loop):
+def test_writelines_non_contiguous_memoryview_raises_at_the_call(loop, request):
     if not is_uvloop_like(loop) and sys.version_info >= (3, 12):
         pytest.skip("stdlib 3.12+ writelines queues memoryviews and fails later (fatal error)")
+    if not is_uvloop_like(loop) and sys.implementation.name == "pypy":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="PyPy 3.9's stdlib writelines copies a non-contiguous "
+                                "memoryview and sends its bytes, raising nothing"))
 
     async def main():
         a, b = socket.socketpair()
