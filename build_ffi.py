@@ -164,12 +164,26 @@ typedef struct {
     int events;
 } uvl_event_t;
 
+/* loop.stats() counters (observe; uvl.c's stats section). */
+typedef struct {
+    uint64_t iterations;
+    uint64_t callbacks;
+    uint64_t idle_ns;
+    uint64_t busy_ns;
+    uint64_t max_busy_ns;
+    uint64_t mark_ns;
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t connections_accepted;
+} uvl_stats_t;
+
 /* Starts with a uv_loop_t: ffi.cast("uv_loop_t *", l) is the libuv loop. */
 typedef struct {
     uvl_event_t *events;
     size_t nevents;
     int overflow;
     char *arena;
+    uvl_stats_t stats;
     ...;
 } uvl_loop_t;
 
@@ -185,6 +199,10 @@ int uvl_loop_init(uvl_loop_t *l);
 int uvl_run(uvl_loop_t *l, int64_t timeout_ms);
 int uvl_wakeup(uvl_loop_t *l);
 int uvl_loop_close(uvl_loop_t *l);
+int uvl_run_counted(uvl_loop_t *l, int64_t arg);
+void uvl_stats_start(uvl_loop_t *l);
+void uvl_stats_stop(uvl_loop_t *l);
+uint64_t uvl_stats_busy_now(uvl_loop_t *l);
 
 int uvl_poll_start(uv_poll_t *handle, int events);
 void uvl_close(uv_handle_t *handle);

@@ -39,9 +39,11 @@ from asyncio import futures as _futures
 from asyncio import tasks as _tasks
 
 from . import _compat, _coresel, dns
+from . import stats as _stats
 from ._futures import set_result_unless_cancelled
 from .datagram import DatagramMixin
 from .handles.core import LoopCore
+from .handles.core import run_arg as _run_arg
 from .handles.poll import READABLE, PollHandle
 from .pipes import PipeMixin
 from .server import ServerMixin
@@ -64,6 +66,7 @@ _FAST_HANDLES = set(getattr(Handle, "__slots__", ())) == {
     "__weakref__", "_context"}
 _new_handle = functools.partial(object.__new__, Handle)
 _copy_context = contextvars.copy_context
+_perf_counter = time.perf_counter
 
 # Longest single wait in uv_run, in ms (as stdlib's MAXIMUM_SELECT_TIMEOUT).
 _MAX_WAIT_MS = 24 * 3600 * 1000
@@ -139,7 +142,11 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         self._thread_id = None                 # thread running run_forever, or None
         self._clock_resolution = time.get_clock_info("monotonic").resolution
         self._exception_handler = None
+        self._slow_hook = None                 # set_slow_callback_hook(): hook(handle, seconds)
+        self._slow_hook_threshold = 0.1
+        self._slow_callbacks = 0               # reported to the hook (stats())
         self._debug = False
+        self._timed = False                    # time each callback: debug mode or a slow hook
         self.set_debug(_is_debug_mode())
         self.slow_callback_duration = 0.1
         self._current_handle = None            # the Handle being run, in debug mode
@@ -205,6 +212,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
                                    finalizer=self._asyncgen_finalizer_hook)
             _events._set_running_loop(self)
             self._install_wakeup_fd()
+            self._core.stats_start()
             if "_run_once" in self.__dict__:
                 # _run_once replaced on the instance (tests count iterations
                 # this way): call it once per iteration, as stdlib does.
@@ -215,6 +223,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
             else:
                 self._run_once(until_stopped=True)
         finally:
+            self._core.stats_stop()
             self._stopping = False
             self._thread_id = None
             _events._set_running_loop(None)
@@ -354,31 +363,39 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         popleft = ready.popleft
         core = self._core
         uv_run = core.run
+        ran = 0  # handles the last iteration ran: the next uv_run counts them (stats())
         while True:
             scheduled = self._scheduled
             if scheduled and self._timer_cancelled_count:
                 self._purge_cancelled_timers()
 
+            # uv_run's one argument: how long it may wait, and how many handles
+            # the last iteration ran, for stats(); ``ran`` alone means "don't
+            # wait" (the hot path: no arithmetic; see handles/core.py, run_arg).
             if ready or self._stopping:
-                timeout_ms = 0
+                arg = ran
             elif scheduled:
                 delay = scheduled[0]._when - self.time()
                 if delay > 0:
                     # Round up: waking early only costs an iteration, but
                     # never fire a timer early.  NaN and negatives mean 0.
-                    timeout_ms = _MAX_WAIT_MS if delay * 1000 >= _MAX_WAIT_MS else math.ceil(delay * 1000)
+                    arg = _run_arg(_MAX_WAIT_MS if delay * 1000 >= _MAX_WAIT_MS else math.ceil(delay * 1000),
+                                   ran)
                 else:
-                    timeout_ms = 0
+                    arg = ran
             else:
-                timeout_ms = -1
+                arg = _run_arg(-1, ran)
 
             if core.pending:
                 # Completions an exception interrupted: before the next run
                 # reuses the arena they came from.
                 core.dispatch_pending()
-            n = uv_run(timeout_ms)
+            n = uv_run(arg)
             if n:
-                core.process(n)
+                if self._timed and self._slow_hook is not None:
+                    core.process_timed(n, _perf_counter, self._slow_hook_threshold, self._report_slow_dispatch)
+                else:
+                    core.process(n)
 
             if scheduled:
                 end_time = self.time() + self._clock_resolution
@@ -392,39 +409,125 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
 
             # Run only what is ready now; what these schedule waits a turn.
             ntodo = len(ready)
-            if self._debug:
-                self._run_ready_debug(ntodo)
+            if self._timed:
+                ran = 0  # counted by _run_ready_timed itself
+                self._run_ready_timed(ntodo)
             else:
+                ran = ntodo
                 # Handle._run() inlined: one Python frame less per callback.
                 while ntodo:
                     ntodo -= 1
                     handle = popleft()
                     if handle._cancelled:
+                        ran -= 1
                         continue
                     try:
                         handle._context.run(handle._callback, *handle._args)
                     except (SystemExit, KeyboardInterrupt):
+                        core.count_callbacks(ran - ntodo)  # the ones run so far, this one included
                         raise
                     except BaseException as exc:
                         self._report_callback_error(handle, exc)
             if not until_stopped or self._stopping:
+                core.count_callbacks(ran)
                 return
 
-    def _run_ready_debug(self, ntodo):
+    def _run_ready_timed(self, ntodo):
+        """Debug mode or a slow-callback hook: each callback is timed on its own
+        (debug mode's warning uses loop.time(), as stdlib; the hook perf_counter)."""
         popleft = self._ready.popleft
-        for _ in range(ntodo):
-            handle = popleft()
-            if handle._cancelled:
-                continue
-            try:
-                self._current_handle = handle
-                t0 = self.time()
-                handle._run()
-                dt = self.time() - t0
-                if dt >= self.slow_callback_duration:
-                    logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
-            finally:
-                self._current_handle = None
+        ran = 0
+        try:
+            for _ in range(ntodo):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                ran += 1
+                try:
+                    self._current_handle = handle
+                    debug = self._debug
+                    if debug:
+                        t0 = self.time()
+                    p0 = _perf_counter()
+                    handle._run()
+                    dt = _perf_counter() - p0
+                    if debug:
+                        elapsed = self.time() - t0
+                        if elapsed >= self.slow_callback_duration:
+                            logger.warning("Executing %s took %.3f seconds", _format_handle(handle), elapsed)
+                    if self._slow_hook is not None and dt >= self._slow_hook_threshold:
+                        self._call_slow_hook(handle, dt)
+                finally:
+                    self._current_handle = None
+        finally:
+            self._core.count_callbacks(ran)
+
+    def _report_slow_dispatch(self, wrapper, kind, seconds):
+        """process_timed: one libuv completion's dispatch (protocol code such as
+        data_received) took at least the hook's threshold."""
+        if self._slow_hook is not None:
+            self._call_slow_hook(_stats.dispatch_target(wrapper), seconds)
+
+    def _call_slow_hook(self, handle, seconds):
+        self._slow_callbacks += 1
+        hook = self._slow_hook
+        try:
+            hook(handle, seconds)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            context = {"message": f"Exception in the slow callback hook {hook!r}", "exception": exc}
+            if isinstance(handle, _events.Handle):
+                context["handle"] = handle
+            elif _stats.is_transport(handle):
+                context["transport"] = handle
+            self.call_exception_handler(context)
+
+    # --- observability (loop.stats(), set_slow_callback_hook) ------------------
+
+    def stats(self):
+        """A snapshot of the loop's counters (cumulative since it was created)
+        and gauges: see docs/api.md, "Observability"."""
+        (iterations, callbacks, idle_ns, busy_ns, max_busy_ns, received, sent,
+         accepted) = self._core.stats()
+        return _stats.LoopStats(
+            iterations=iterations,
+            callbacks=callbacks,
+            idle_time=idle_ns / 1e9,
+            busy_time=busy_ns / 1e9,
+            slow_callbacks=self._slow_callbacks,
+            max_callback_time=max_busy_ns / 1e9,
+            bytes_received=received,
+            bytes_sent=sent,
+            connections_accepted=accepted,
+            ready=len(self._ready),
+            timers=len(self._scheduled) - self._timer_cancelled_count,
+            handles=len(self._uv_handles),
+            transports=self._count_transports(),
+        )
+
+    def _count_transports(self):
+        """Transports that own an open (or closing) libuv handle, or a socket
+        registered in _transports (the unix datagram transport has no handle)."""
+        found = {id(t): t for t in list(self._transports.values()) if not t.is_closing()}
+        for wrapper in list(self._uv_handles):
+            owner = _stats.dispatch_target(wrapper)
+            if _stats.is_transport(owner):
+                found[id(owner)] = owner
+        return len(found)
+
+    def set_slow_callback_hook(self, hook, threshold=0.1):
+        """Call ``hook(handle, seconds)`` after every callback (and every libuv
+        completion's dispatch to a protocol) that ran for at least ``threshold``
+        seconds, in any mode; ``None`` removes the hook.  What the hook raises
+        goes to the exception handler.  While a hook is set, each callback is
+        timed (one clock read per callback, as in debug mode)."""
+        if hook is not None and not callable(hook):
+            raise TypeError(f"hook must be a callable or None, not {type(hook).__name__}")
+        threshold = _stats.check_threshold(threshold)
+        self._slow_hook = hook
+        self._slow_hook_threshold = threshold
+        self._timed = bool(self._debug) or hook is not None
 
     def _report_callback_error(self, handle, exc):
         """What Handle._run() reports when its callback raises."""
@@ -580,6 +683,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
 
     def set_debug(self, enabled):
         self._debug = enabled
+        self._timed = bool(enabled) or self._slow_hook is not None
         # call_soon's one check: debug mode, or Handle's slots not the known ones.
         self._slow_handles = bool(enabled) or not _FAST_HANDLES
         if self.is_running():

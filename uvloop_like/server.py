@@ -306,6 +306,7 @@ class ServerMixin:
                                     ssl_shutdown_timeout)
                     return
                 raise
+            self._core.count_accepted()  # loop.stats()
             self._accept_one(protocol_factory, conn, {"peername": addr}, sslcontext, server,
                              ssl_handshake_timeout, ssl_shutdown_timeout)
 

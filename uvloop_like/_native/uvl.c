@@ -41,6 +41,31 @@ typedef struct {
     int events;     /* UV_READABLE | UV_WRITABLE ... for polls */
 } uvl_event_t;
 
+/* ---- stats: counters behind loop.stats() (observe; docs/design.md, "Observability") ----
+ * Every transport's bytes pass one of the C functions below exactly once; each
+ * counts them with one line (UVL_STAT_ADD).  The scheduler counters are
+ * maintained by uvl_run_counted (end of this file) for the Python core; a
+ * native core keeps the same fields itself. */
+typedef struct {
+    uint64_t iterations;         /* uvl_run_counted calls (loop iterations) */
+    uint64_t callbacks;          /* handles run: the scheduler adds each iteration's count */
+    uint64_t idle_ns;            /* time in uv_run calls allowed to wait (nothing was ready) */
+    uint64_t busy_ns;            /* the rest of the time the loop ran */
+    uint64_t max_busy_ns;        /* the longest busy interval of one iteration */
+    uint64_t mark_ns;            /* start of the busy interval under way; 0: not running */
+    uint64_t bytes_received;     /* stream/pipe reads, datagrams received */
+    uint64_t bytes_sent;         /* written at once, or accepted into libuv's write queue */
+    uint64_t connections_accepted;
+} uvl_stats_t;
+static size_t uvl_bufs_size(const uv_buf_t *bufs, unsigned int nbufs)
+{
+    size_t total = 0;
+    while (nbufs--)
+        total += bufs[nbufs].len;
+    return total;
+}
+#define UVL_STAT_ADD(uvloop, field, n) (((uvl_loop_t *)(uvloop))->stats.field += (uint64_t)(n))
+
 typedef struct {
     uv_loop_t uv;           /* first member: a handle's ->loop is this struct */
     uv_timer_t wake_timer;  /* bounds the poll wait by the earliest Python timer */
@@ -52,6 +77,7 @@ typedef struct {
     char *arena;            /* UVL_ARENA_SIZE bytes for reads (see above) */
     size_t arena_used;
     int closed;             /* set by uvl_loop_close(): see "closed loop" below */
+    uvl_stats_t stats;      /* loop.stats() (stats section above); zeroed by uvl_loop_init */
 } uvl_loop_t;
 
 /* ---- closed loop ---- (DESIGN.md rule 10) ------------------------------
@@ -199,6 +225,7 @@ static int uvl_loop_init(uvl_loop_t *l)
     l->arena = (char *)malloc(UVL_ARENA_SIZE);
     l->arena_used = 0;
     l->closed = 0;
+    memset(&l->stats, 0, sizeof(l->stats));
     if (l->arena == NULL) {
         uv_close((uv_handle_t *)&l->wake_timer, NULL);
         uv_close((uv_handle_t *)&l->wakeup, NULL);
@@ -382,6 +409,7 @@ static void uvl_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, 0);
         return;
     }
+    UVL_STAT_ADD(l, bytes_received, nread);
     if (s->posted != NULL && buf->base == s->posted) {
         s->posted = NULL;  /* Python posts the next buffer after buffer_updated() */
         uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, -1);
@@ -466,7 +494,11 @@ static int uvl_try_write(uvl_stream_t *s, const char *data, size_t len)
     UVL_CHECK_HANDLE(s);
     buf.base = (char *)data;
     buf.len = len < UVL_WRITE_CHUNK ? len : UVL_WRITE_CHUNK;
-    return uv_try_write(&s->u.stream, &buf, 1);
+    {
+        int r = uv_try_write(&s->u.stream, &buf, 1);
+        if (r > 0) UVL_STAT_ADD(s->u.stream.loop, bytes_sent, r);
+        return r;
+    }
 }
 
 static int uvl_try_writev(uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)
@@ -478,7 +510,11 @@ static int uvl_try_writev(uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nb
         total += bufs[i].len;
     if (total > UVL_WRITE_CHUNK)
         return UV_EAGAIN;  /* too large for one try: the caller queues it all */
-    return uv_try_write(&s->u.stream, bufs, nbufs);
+    {
+        int r = uv_try_write(&s->u.stream, bufs, nbufs);
+        if (r > 0) UVL_STAT_ADD(s->u.stream.loop, bytes_sent, r);
+        return r;
+    }
 }
 
 static int uvl_write(uv_write_t *req, uvl_stream_t *s, const char *data, size_t len)
@@ -502,13 +538,17 @@ static int uvl_write(uv_write_t *req, uvl_stream_t *s, const char *data, size_t 
     r = uv_write(req, &s->u.stream, bufs, n, uvl_write_cb);  /* libuv copies the array */
     if (bufs != &one)
         free(bufs);
+    if (r == 0) UVL_STAT_ADD(s->u.stream.loop, bytes_sent, len);
     return r;
 }
 
 static int uvl_writev(uv_write_t *req, uvl_stream_t *s, const uv_buf_t *bufs, unsigned int nbufs)
 {
+    int r;
     UVL_CHECK_HANDLE(s);
-    return uv_write(req, &s->u.stream, bufs, nbufs, uvl_write_cb);
+    r = uv_write(req, &s->u.stream, bufs, nbufs, uvl_write_cb);
+    if (r == 0) UVL_STAT_ADD(s->u.stream.loop, bytes_sent, uvl_bufs_size(bufs, nbufs));
+    return r;
 }
 
 static int uvl_shutdown(uv_shutdown_t *req, uvl_stream_t *s)
@@ -951,6 +991,7 @@ static void uvl_udp_recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf
     /* Chunks arrive in order: the arena is used up to this one's end. */
     l->arena_used = (size_t)(buf->base - l->arena) + (size_t)nread;
     u->got = 1;
+    UVL_STAT_ADD(l, bytes_received, nread);
     uvl_push(handle->loop, handle->data, UVL_EV_RECV, (int)nread, (int)(header - l->arena));
 }
 
@@ -993,8 +1034,11 @@ static int uvl_udp_recv_stop(uvl_udp_t *u)
 static int uvl_udp_try_send(uvl_udp_t *u, const char *data, size_t len, const char *addr)
 {
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    int r;
     UVL_CHECK_HANDLE(u);
-    return uv_udp_try_send(&u->udp, &buf, 1, (const struct sockaddr *)addr);
+    r = uv_udp_try_send(&u->udp, &buf, 1, (const struct sockaddr *)addr);
+    if (r >= 0) UVL_STAT_ADD(u->udp.loop, bytes_sent, r);
+    return r;
 }
 
 /* libuv copies addr and the buffer descriptor; the data must live until the
@@ -1003,8 +1047,11 @@ static int uvl_udp_send(uv_udp_send_t *req, uvl_udp_t *u, const char *data, size
                         const char *addr)
 {
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    int r;
     UVL_CHECK_HANDLE(u);
-    return uv_udp_send(req, &u->udp, &buf, 1, (const struct sockaddr *)addr, uvl_udp_send_cb);
+    r = uv_udp_send(req, &u->udp, &buf, 1, (const struct sockaddr *)addr, uvl_udp_send_cb);
+    if (r == 0) UVL_STAT_ADD(u->udp.loop, bytes_sent, len);
+    return r;
 }
 
 static int uvl_udp_fileno(uvl_udp_t *u)
@@ -1287,6 +1334,7 @@ static void uvl_sendfile_work(uv_work_t *w)
 
 static void uvl_sendfile_after(uv_work_t *w, int status)
 {
+    if (status == 0) UVL_STAT_ADD(w->loop, bytes_sent, ((uvl_sendfile_t *)w)->sent);
     uvl_push(w->loop, w->data, UVL_EV_FS, status, 0);
 }
 
@@ -1329,4 +1377,84 @@ static const uvl_core_api_t uvl_core_api_table = {
 static const void *uvl_core_api(void)
 {
     return &uvl_core_api_table;
+}
+
+/* ---- stats: the scheduler's counters (observe; loop.stats()) ------------
+ *
+ * The Python core's run loop calls uvl_run_counted once per iteration instead
+ * of uvl_run.  Clock reads: one per iteration, plus one more after a uv_run
+ * that was allowed to wait.  The time between two iterations' entries is busy,
+ * except the wait itself, which is idle:
+ *
+ *   entry(i) ... [uv_run may wait: idle] ... exit(i) ... dispatch, timers,
+ *   ready handles ... entry(i+1)
+ *
+ * A non-waiting uv_run (callbacks were ready) counts as busy: libuv does I/O in
+ * it.  Busy and idle time accrue only between uvl_stats_start and
+ * uvl_stats_stop (run_forever).
+ *
+ * One argument carries both the timeout and `ran`, the number of handles the
+ * previous iteration ran (each cffi argument costs about 50 instructions to
+ * convert, a measurable share of a call_soon iteration):
+ *   arg >= 0: don't wait (timeout 0), ran = arg -- the hot path, no arithmetic
+ *             in Python;
+ *   arg < 0:  y = -arg - 1 = ((timeout_ms + 1) << 32) | ran, timeout_ms >= -1
+ *             (see uvloop_like/handles/core.py, run_arg). */
+static int uvl_run_counted(uvl_loop_t *l, int64_t arg)
+{
+    uvl_stats_t *st = &l->stats;
+    uint64_t now, busy, ran;
+    int64_t timeout_ms;
+    int n;
+    if (arg >= 0) {
+        timeout_ms = 0;
+        ran = (uint64_t)arg;
+    } else {
+        uint64_t y = (uint64_t)(-(arg + 1));
+        ran = y & 0xffffffffu;
+        timeout_ms = (int64_t)(y >> 32) - 1;
+    }
+    st->callbacks += ran;
+    st->iterations++;
+    if (st->mark_ns == 0)
+        return uvl_run(l, timeout_ms);
+    now = uv_hrtime();
+    busy = now - st->mark_ns;
+    st->busy_ns += busy;
+    if (busy > st->max_busy_ns)
+        st->max_busy_ns = busy;
+    n = uvl_run(l, timeout_ms);
+    if (timeout_ms != 0) {
+        uint64_t after = uv_hrtime();
+        st->idle_ns += after - now;
+        now = after;
+    }
+    st->mark_ns = now;
+    return n;
+}
+
+/* run_forever starts and ends the accounting of busy time. */
+static void uvl_stats_start(uvl_loop_t *l)
+{
+    l->stats.mark_ns = uv_hrtime();
+}
+
+static void uvl_stats_stop(uvl_loop_t *l)
+{
+    uvl_stats_t *st = &l->stats;
+    uint64_t busy;
+    if (st->mark_ns == 0)
+        return;
+    busy = uv_hrtime() - st->mark_ns;
+    st->busy_ns += busy;
+    if (busy > st->max_busy_ns)
+        st->max_busy_ns = busy;
+    st->mark_ns = 0;
+}
+
+/* The busy time of the interval under way (0 when not running), for a
+ * snapshot taken while the loop runs. */
+static uint64_t uvl_stats_busy_now(uvl_loop_t *l)
+{
+    return l->stats.mark_ns ? uv_hrtime() - l->stats.mark_ns : 0;
 }

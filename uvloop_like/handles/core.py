@@ -31,6 +31,14 @@ EV_EXIT = lib.UVL_EV_EXIT
 _leaked = []
 
 
+def run_arg(timeout_ms, ran):
+    """LoopCore.run's argument for a wait of at most timeout_ms (-1: no limit,
+    0: none) after an iteration that ran ``ran`` handles (uvl_run_counted)."""
+    if timeout_ms == 0:
+        return ran
+    return -((timeout_ms + 1) << 32 | ran) - 1
+
+
 class LoopCore:
     """Owns one ``uvl_loop_t`` (a ``uv_loop_t`` plus the core's handles)."""
 
@@ -46,13 +54,38 @@ class LoopCore:
         # timeout_ms (-1: no limit, 0: don't block) and returns how many
         # completions it recorded (-1: some were lost for lack of memory).
         # A partial of the C function: this is the per-iteration hot path.
-        self.run = functools.partial(lib.uvl_run, self.ptr)
+        # run(arg) also keeps loop.stats()'s scheduler counters; arg carries
+        # the timeout and the number of handles the previous iteration ran
+        # (see run_arg; a plain count ran >= 0 means "don't wait").
+        self.run = functools.partial(lib.uvl_run_counted, self.ptr)
         self.pending = collections.deque()
         self.closed = False
         # The reads of the last run, by offset (see collect).
         self.arena = ffi.buffer(self.ptr.arena, lib.UVL_ARENA_SIZE)
 
-    def process(self, n):
+    def process_timed(self, n, clock, threshold, report):
+        """process(n) one completion at a time, each timed with ``clock``: the
+        loop's slow-callback hook is set.  ``report(wrapper, kind, seconds)``
+        for each that took at least ``threshold``."""
+        if n < 0:
+            raise MemoryError("uvloop_like: cannot record libuv completions")
+        events = self.ptr.events
+        from_handle = ffi.from_handle
+        for i in range(n):
+            ev = events[i]
+            wrapper = from_handle(ev.owner)
+            kind = ev.kind
+            t0 = clock()
+            try:
+                self.process(i + 1, i)
+                dt = clock() - t0
+                if dt >= threshold:
+                    report(wrapper, kind, dt)
+            except BaseException:
+                self._save(i + 1, n)  # (process saved nothing: its range ended at i + 1)
+                raise
+
+    def process(self, n, start=0):
         """Dispatch the ``n`` completions of the last run, in libuv's order,
         straight from the C array (no intermediate objects: this runs for
         every read and write).
@@ -68,7 +101,7 @@ class LoopCore:
         events = self.ptr.events
         from_handle = ffi.from_handle
         arena = self.arena
-        i = 0
+        i = start
         try:
             while i < n:
                 ev = events[i]
@@ -150,9 +183,43 @@ class LoopCore:
     def run_once(self, timeout_ms):
         """run() then process(): for the paths that are not hot."""
         self.dispatch_pending()
-        n = self.run(timeout_ms)
+        n = lib.uvl_run(self.ptr, timeout_ms)  # not a loop iteration: not counted
         if n:
             self.process(n)
+
+    # --- loop.stats() (observe): the C counters of uvl.c's stats section ---
+
+    def stats_start(self):
+        """run_forever starts: busy time accrues from now."""
+        lib.uvl_stats_start(self.ptr)
+
+    def stats_stop(self):
+        """run_forever ends: close the busy interval under way."""
+        lib.uvl_stats_stop(self.ptr)
+
+    def count_callbacks(self, n):
+        """Handles the scheduler ran outside ``run(timeout_ms, ran)``'s count."""
+        self.ptr.stats.callbacks += n
+
+    def count_received(self, n):
+        """Bytes a transport received without passing through uvl.c."""
+        self.ptr.stats.bytes_received += n
+
+    def count_sent(self, n):
+        """Bytes a transport sent without passing through uvl.c."""
+        self.ptr.stats.bytes_sent += n
+
+    def count_accepted(self):
+        self.ptr.stats.connections_accepted += 1
+
+    def stats(self):
+        """The raw counters: (iterations, callbacks, idle_ns, busy_ns,
+        max_busy_ns, bytes_received, bytes_sent, connections_accepted), the
+        busy interval under way included in busy_ns and max_busy_ns."""
+        st = self.ptr.stats
+        now = lib.uvl_stats_busy_now(self.ptr)
+        return (st.iterations, st.callbacks, st.idle_ns, st.busy_ns + now, max(st.max_busy_ns, now),
+                st.bytes_received, st.bytes_sent, st.connections_accepted)
 
     def wakeup(self):
         """Make a sleeping ``uv_run`` return; safe from any thread, also

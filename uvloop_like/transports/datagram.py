@@ -488,6 +488,7 @@ class UnixDatagramTransport(_DatagramTransportBase):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return
+            self._loop._core.count_received(nbytes)  # loop.stats()
             self._protocol.datagram_received(view[:nbytes].tobytes(), addr)
 
     # --- sending -------------------------------------------------------------
@@ -519,9 +520,10 @@ class UnixDatagramTransport(_DatagramTransportBase):
 
     def _send_one(self, data, addr):
         if self._connected or (addr is None and self._unnamed_peer):
-            self._sock.send(data)
+            sent = self._sock.send(data)
         else:
-            self._sock.sendto(data, addr)
+            sent = self._sock.sendto(data, addr)
+        self._loop._core.count_sent(sent)  # loop.stats()
 
     def _sendto_ready(self):
         while self._buffer:
