@@ -16,9 +16,10 @@ from ._coresel import core
 from ._ffi import ffi as _ffi
 from ._ffi import lib as _lib
 from .loop import Loop
+from .stats import LoopStats
 
 __version__ = "0.1.0"
-__all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run", "libuv_version", "core"]
+__all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run", "libuv_version", "core", "LoopStats"]
 
 
 def libuv_version() -> str:
