@@ -68,7 +68,7 @@ class LoopCore:
         loop's slow-callback hook is set.  ``report(wrapper, kind, seconds)``
         for each that took at least ``threshold``."""
         if n < 0:
-            raise MemoryError("uvloop_like: cannot record libuv completions")
+            self.process(n)  # raises what process() raises for it
         events = self.ptr.events
         from_handle = ffi.from_handle
         for i in range(n):
