@@ -292,6 +292,29 @@ def test_streams_bytes(uvl):
     assert uvl.stats().transports == base.transports
 
 
+def test_sendfile_bytes(uvl, tmp_path):
+    size = 200_000
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(size))
+    base = uvl.stats()
+
+    async def main():
+        server = await uvl.create_server(lambda: _Collect(size), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await uvl.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        with open(path, "rb") as f:
+            assert await uvl.sendfile(transport, f) == size
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    uvl.run_until_complete(main())
+    _settle(uvl)
+    d = _delta(uvl.stats(), base)
+    assert d["bytes_sent"] == size
+    assert d["bytes_received"] == size
+
+
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, echo, want=0):
         self.echo = echo

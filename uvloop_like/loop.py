@@ -43,7 +43,6 @@ from . import stats as _stats
 from ._futures import set_result_unless_cancelled
 from .datagram import DatagramMixin
 from .handles.core import LoopCore
-from .handles.core import run_arg as _run_arg
 from .handles.poll import READABLE, PollHandle
 from .pipes import PipeMixin
 from .server import ServerMixin
@@ -379,12 +378,14 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
                 if delay > 0:
                     # Round up: waking early only costs an iteration, but
                     # never fire a timer early.  NaN and negatives mean 0.
-                    arg = _run_arg(_MAX_WAIT_MS if delay * 1000 >= _MAX_WAIT_MS else math.ceil(delay * 1000),
-                                   ran)
+                    # run_arg(timeout_ms, ran), inlined: a call per waiting
+                    # iteration is about 1% of a TCP echo round trip.
+                    timeout_ms = _MAX_WAIT_MS if delay * 1000 >= _MAX_WAIT_MS else math.ceil(delay * 1000)
+                    arg = -((timeout_ms + 1) << 32 | ran) - 1
                 else:
                     arg = ran
             else:
-                arg = _run_arg(-1, ran)
+                arg = -1 - ran  # run_arg(-1, ran): wait for I/O, no limit
 
             if core.pending:
                 # Completions an exception interrupted: before the next run
