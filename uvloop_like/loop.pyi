@@ -8,6 +8,9 @@ methods plus Loop's own public API.
 """
 
 import asyncio
+from typing import Any, Callable, Optional
+
+from .stats import LoopStats
 
 _A = asyncio.AbstractEventLoop
 
@@ -17,6 +20,10 @@ class Loop(asyncio.AbstractEventLoop):
     slow_callback_duration: float
 
     def __init__(self) -> None: ...
+    # Loop's own (docs/api.md, "Observability").
+    def stats(self) -> LoopStats: ...
+    def set_slow_callback_hook(self, hook: Optional[Callable[[Any, float], object]],
+                               threshold: float = 0.1) -> None: ...
     add_reader = _A.add_reader
     add_signal_handler = _A.add_signal_handler
     add_writer = _A.add_writer
