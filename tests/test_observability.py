@@ -557,7 +557,7 @@ def test_hook_bad_input(uvl, hook, threshold, error):
     with pytest.raises(error):
         uvl.set_slow_callback_hook(hook, threshold)
     # Nothing was set.
-    assert uvl._slow_hook is None
+    assert uvl._slow_callback_hook is None
 
 
 def test_hook_threshold_zero_reports_everything(uvl):

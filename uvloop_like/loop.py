@@ -141,7 +141,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         self._thread_id = None                 # thread running run_forever, or None
         self._clock_resolution = time.get_clock_info("monotonic").resolution
         self._exception_handler = None
-        self._slow_hook = None                 # set_slow_callback_hook(): hook(handle, seconds)
+        self._slow_callback_hook = None        # set_slow_callback_hook(): hook(handle, seconds); the native core reads this name
         self._slow_hook_threshold = 0.1
         self._slow_callbacks = 0               # reported to the hook (stats())
         self._debug = False
@@ -393,7 +393,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
                 core.dispatch_pending()
             n = uv_run(arg)
             if n:
-                if self._timed and self._slow_hook is not None:
+                if self._timed and self._slow_callback_hook is not None:
                     core.process_timed(n, _perf_counter, self._slow_hook_threshold, self._report_slow_dispatch)
                 else:
                     core.process(n)
@@ -456,22 +456,26 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
                         elapsed = self.time() - t0
                         if elapsed >= self.slow_callback_duration:
                             logger.warning("Executing %s took %.3f seconds", _format_handle(handle), elapsed)
-                    if self._slow_hook is not None and dt >= self._slow_hook_threshold:
+                    if self._slow_callback_hook is not None and dt >= self._slow_hook_threshold:
                         self._call_slow_hook(handle, dt)
                 finally:
                     self._current_handle = None
         finally:
             self._core.count_callbacks(ran)
 
+    # The native core (_core.c) hands an iteration's ready callbacks over by
+    # this name when debug mode turns on mid-iteration.
+    _run_ready_debug = _run_ready_timed
+
     def _report_slow_dispatch(self, wrapper, kind, seconds):
         """process_timed: one libuv completion's dispatch (protocol code such as
         data_received) took at least the hook's threshold."""
-        if self._slow_hook is not None:
+        if self._slow_callback_hook is not None:
             self._call_slow_hook(_stats.dispatch_target(wrapper), seconds)
 
     def _call_slow_hook(self, handle, seconds):
         self._slow_callbacks += 1
-        hook = self._slow_hook
+        hook = self._slow_callback_hook
         try:
             hook(handle, seconds)
         except (SystemExit, KeyboardInterrupt):
@@ -526,7 +530,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         if hook is not None and not callable(hook):
             raise TypeError(f"hook must be a callable or None, not {type(hook).__name__}")
         threshold = _stats.check_threshold(threshold)
-        self._slow_hook = hook
+        self._slow_callback_hook = hook
         self._slow_hook_threshold = threshold
         self._timed = bool(self._debug) or hook is not None
 
@@ -684,7 +688,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
 
     def set_debug(self, enabled):
         self._debug = enabled
-        self._timed = bool(enabled) or self._slow_hook is not None
+        self._timed = bool(enabled) or self._slow_callback_hook is not None
         # call_soon's one check: debug mode, or Handle's slots not the known ones.
         self._slow_handles = bool(enabled) or not _FAST_HANDLES
         if self.is_running():

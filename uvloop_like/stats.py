@@ -70,6 +70,14 @@ def dispatch_target(wrapper, kind_slot=None):
         owner = getattr(callback, "__self__", None)
         if owner is not None and owner is not wrapper:
             return owner
+    # An idle stream handle holds its transport only weakly and its callbacks
+    # are its own methods (handles/stream.py, set_owner): the owner is still
+    # the transport until that is closed or collected.
+    owner_ref = getattr(wrapper, "_owner_ref", None)
+    if owner_ref is not None:
+        owner = owner_ref()
+        if owner is not None:
+            return owner
     return wrapper
 
 
