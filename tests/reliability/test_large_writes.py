@@ -10,6 +10,7 @@ counts.  Bounded: a few seconds per GiB at worst.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import sys
 import threading
@@ -123,4 +124,42 @@ def test_pipe_write_chunking_is_the_stream_one(loop):
         os.close(rfd)
         assert bytes(got) == payload
 
+    run(loop, main())
+
+
+class _DatagramErrors(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.errors = []
+        self.received = []
+
+    def error_received(self, exc):
+        self.errors.append(exc)
+
+    def datagram_received(self, data, addr):
+        self.received.append(data)
+
+
+def test_datagram_larger_than_4_gib_is_refused_not_truncated(loop):
+    """sendto() of 4 GiB + 16 bytes: the kernel refuses it (EMSGSIZE, to
+    error_received, as stdlib), where a length cut to 32 bits used to send
+    a 16-byte datagram."""
+    async def main():
+        receiver, _ = await loop.create_datagram_endpoint(
+            _DatagramErrors, local_addr=("127.0.0.1", 0))
+        sender, proto = await loop.create_datagram_endpoint(
+            _DatagramErrors, local_addr=("127.0.0.1", 0))
+        payload = bytes(SIZE)
+        sender.sendto(payload, receiver.get_extra_info("sockname"))
+        del payload
+        sender.sendto(b"after", receiver.get_extra_info("sockname"))
+        rproto = receiver.get_protocol()
+        for _ in range(200):
+            if rproto.received:
+                break
+            await asyncio.sleep(0.01)
+        assert [type(e) for e in proto.errors] == [OSError]
+        assert proto.errors[0].errno == errno.EMSGSIZE
+        assert rproto.received == [b"after"]
+        sender.close()
+        receiver.close()
     run(loop, main())

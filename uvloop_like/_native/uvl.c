@@ -1033,8 +1033,13 @@ static int uvl_udp_recv_stop(uvl_udp_t *u)
  * NULL on a connected handle.  Returns the bytes sent, UV_EAGAIN, or an error. */
 static int uvl_udp_try_send(uvl_udp_t *u, const char *data, size_t len, const char *addr)
 {
-    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    uv_buf_t buf;
     int r;
+    /* Not uv_buf_init(), whose length is an unsigned int: a datagram of
+     * 4 GiB + n would become one of n bytes.  With its true size the kernel
+     * refuses it (EMSGSIZE), as stdlib's sendto() reports. */
+    buf.base = (char *)data;
+    buf.len = len;
     UVL_CHECK_HANDLE(u);
     r = uv_udp_try_send(&u->udp, &buf, 1, (const struct sockaddr *)addr);
     if (r >= 0) UVL_STAT_ADD(u->udp.loop, bytes_sent, r);
@@ -1046,8 +1051,10 @@ static int uvl_udp_try_send(uvl_udp_t *u, const char *data, size_t len, const ch
 static int uvl_udp_send(uv_udp_send_t *req, uvl_udp_t *u, const char *data, size_t len,
                         const char *addr)
 {
-    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    uv_buf_t buf;
     int r;
+    buf.base = (char *)data;
+    buf.len = len;  /* (as in uvl_udp_try_send) */
     UVL_CHECK_HANDLE(u);
     r = uv_udp_send(req, &u->udp, &buf, 1, (const struct sockaddr *)addr, uvl_udp_send_cb);
     if (r == 0) UVL_STAT_ADD(u->udp.loop, bytes_sent, len);
