@@ -26,7 +26,7 @@ from asyncio import trsock
 
 from . import _compat
 from .handles import fs as _fs
-from .sockets import _check_ssl_socket
+from .sockets import _check_ssl_args
 from .sslproto import SSLProtocol
 
 logger = logging.getLogger("asyncio")
@@ -91,12 +91,7 @@ class ServerMixin:
                              ssl_shutdown_timeout, start_serving):
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        if ssl_handshake_timeout is not None and ssl is None:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None and ssl is None:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if sock is not None:
-            _check_ssl_socket(sock)
+        _check_ssl_args(ssl is not None, sock, ssl_handshake_timeout, ssl_shutdown_timeout)
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
@@ -183,10 +178,7 @@ class ServerMixin:
                                   cleanup_socket):
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        if ssl_handshake_timeout is not None and not ssl:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None and not ssl:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        _check_ssl_args(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")

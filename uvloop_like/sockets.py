@@ -32,6 +32,18 @@ def _check_ssl_socket(sock):
         raise TypeError("Socket cannot be of type SSLSocket")
 
 
+def _check_ssl_args(with_ssl, sock, ssl_handshake_timeout, ssl_shutdown_timeout):
+    """What stdlib's create_* entry points check of their TLS arguments, in
+    its order (``with_ssl``: whether the call asked for TLS, as that entry
+    point decides it)."""
+    if ssl_handshake_timeout is not None and not with_ssl:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if ssl_shutdown_timeout is not None and not with_ssl:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+    if sock is not None:
+        _check_ssl_socket(sock)
+
+
 def _ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):
     """If ``host`` is already a numeric address, the getaddrinfo() entry for
     it; None when it needs resolving."""

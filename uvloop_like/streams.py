@@ -25,7 +25,7 @@ from asyncio import staggered as _staggered
 from asyncio import transports as _transports
 
 from . import _compat
-from .sockets import _check_sendfile_params, _check_ssl_socket
+from .sockets import _check_sendfile_params, _check_ssl_args
 from .sslproto import SSLProtocol
 from .transports.stream import StreamTransport
 
@@ -111,12 +111,7 @@ class StreamConnectMixin:
             if not host:
                 raise ValueError("You must set server_hostname when using ssl without a host")
             server_hostname = host
-        if ssl_handshake_timeout is not None and not ssl:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None and not ssl:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if sock is not None:
-            _check_ssl_socket(sock)
+        _check_ssl_args(ssl, sock, ssl_handshake_timeout, ssl_shutdown_timeout)
         if happy_eyeballs_delay is not None and interleave is None:
             interleave = 1  # happy eyeballs interleaves families by default
 
@@ -273,12 +268,7 @@ class StreamConnectMixin:
                                        ssl_shutdown_timeout):
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        if ssl_handshake_timeout is not None and not ssl:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None and not ssl:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if sock is not None:
-            _check_ssl_socket(sock)
+        _check_ssl_args(ssl, sock, ssl_handshake_timeout, ssl_shutdown_timeout)
         transport, protocol = await self._create_connection_transport(
             sock, protocol_factory, ssl, "", server_side=True,
             ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
