@@ -77,17 +77,8 @@ class SubprocessMixin:
         if not shell:
             raise ValueError("shell must be True")
         self._check_popen_args(universal_newlines, bufsize, text, encoding, errors)
-        protocol = protocol_factory()
-        debug_log = None
-        if self._debug:
-            # don't log parameters: they may contain sensitive information
-            debug_log = "run shell command %r" % cmd
-            self._log_subprocess(debug_log, stdin, stdout, stderr)
-        transport = await self._make_subprocess_transport(
-            protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs)
-        if self._debug and debug_log is not None:
-            logger.info("%s: %r", debug_log, transport)
-        return transport, protocol
+        return await self._start_subprocess(protocol_factory, cmd, True, "run shell command %r" % (cmd,),
+                                            stdin, stdout, stderr, bufsize, kwargs)
 
     async def subprocess_exec(self, protocol_factory, program, *args, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -99,15 +90,23 @@ class SubprocessMixin:
         if shell:
             raise ValueError("shell must be False")
         self._check_popen_args(universal_newlines, bufsize, text, encoding, errors)
-        popen_args = (program,) + args
+        return await self._start_subprocess(protocol_factory, (program,) + args, False,
+                                            f"execute program {program!r}",
+                                            stdin, stdout, stderr, bufsize, kwargs)
+
+    async def _start_subprocess(self, protocol_factory, args, shell, what, stdin, stdout, stderr,
+                                bufsize, kwargs):
+        """subprocess_shell/exec after their argument checks: the protocol,
+        the transport, and in debug mode stdlib's log lines (``what`` names
+        the command, never its arguments: they may be secrets)."""
         protocol = protocol_factory()
         debug_log = None
         if self._debug:
-            debug_log = f"execute program {program!r}"
+            debug_log = what
             self._log_subprocess(debug_log, stdin, stdout, stderr)
         transport = await self._make_subprocess_transport(
-            protocol, popen_args, False, stdin, stdout, stderr, bufsize, **kwargs)
-        if self._debug and debug_log is not None:
+            protocol, args, shell, stdin, stdout, stderr, bufsize, **kwargs)
+        if debug_log is not None:
             logger.info("%s: %r", debug_log, transport)
         return transport, protocol
 
