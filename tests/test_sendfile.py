@@ -201,6 +201,10 @@ def test_sendfile_peer_closes(loop, tmp_path):
 
         class Abort(asyncio.Protocol):
             def connection_made(self, transport):
+                # Not reading: the socket buffers fill and the sendfile waits
+                # for the peer, which then resets (without the pause, an idle
+                # machine sent all 64 MiB before the abort).
+                transport.pause_reading()
                 loop.call_later(0.01, transport.abort)
 
         server = await loop.create_server(Abort, "127.0.0.1", 0)

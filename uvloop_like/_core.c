@@ -480,29 +480,11 @@ args_tuple(PyObject *const *args, Py_ssize_t n)
     return t;
 }
 
-/* call_soon(callback, *args, context=None) */
+/* A Handle for callback args[0](*args[1:]) in ``context``, appended to the
+ * ready queue: the new reference, or NULL with an exception set. */
 static PyObject *
-Core_call_soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+queue_handle(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context;
-    if (check_alive(self) < 0)
-        return NULL;
-    if (nargs < 1 || parse_context(args, nargs, kwnames, &context) < 0)
-        goto python;
-    int flag = dict_flag(self, s_closed);
-    if (flag < 0)
-        goto fallback_err;
-    if (flag == 1) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return NULL;
-    }
-    flag = dict_flag(self, s_slow_handles);
-    if (flag != 0)
-        goto fallback_err;
-    flag = get_ready(self);
-    if (flag != 0)
-        goto fallback_err;
     PyObject *cargs = args_tuple(args + 1, nargs - 1);
     if (cargs == NULL)
         return NULL;
@@ -517,10 +499,51 @@ Core_call_soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObj
     }
     Py_DECREF(r);
     return h;
+}
+
+/* What call_soon and call_soon_threadsafe check first: 0 to go on
+ * (*context set, borrowed); 1 to leave the call to the Python method (a
+ * check that failed with an exception set has it raised instead); -1 with
+ * an exception set (a closed loop: RuntimeError, as the Python core). */
+static int
+soon_checks(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+            PyObject **context)
+{
+    if (check_alive(self) < 0)
+        return -1;
+    if (nargs < 1 || parse_context(args, nargs, kwnames, context) < 0)
+        return 1;
+    int flag = dict_flag(self, s_closed);
+    if (flag < 0)
+        return 1;
+    if (flag == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+/* call_soon(callback, *args, context=None) */
+static PyObject *
+Core_call_soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    int flag = soon_checks(self, args, nargs, kwnames, &context);
+    if (flag < 0)
+        return NULL;
+    if (flag > 0)
+        goto fallback_err;
+    flag = dict_flag(self, s_slow_handles);
+    if (flag != 0)
+        goto fallback_err;
+    flag = get_ready(self);
+    if (flag != 0)
+        goto fallback_err;
+    return queue_handle(self, args, nargs, context);
 fallback_err:
     if (PyErr_Occurred())
         return NULL;
-python:
     return call_python(self, self->py_call_soon, args, nargs, kwnames);
 }
 
@@ -540,17 +563,11 @@ Core_call_soon_threadsafe(CoreObject *self, PyObject *const *args, Py_ssize_t na
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context;
-    if (check_alive(self) < 0)
-        return NULL;
-    if (nargs < 1 || parse_context(args, nargs, kwnames, &context) < 0)
-        goto python;
-    int flag = dict_flag(self, s_closed);
+    int flag = soon_checks(self, args, nargs, kwnames, &context);
     if (flag < 0)
-        goto fallback_err;
-    if (flag == 1) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return NULL;
-    }
+    if (flag > 0)
+        goto fallback_err;
     /* Debug mode checks the callback; _slow_handles builds a real Handle;
      * a call_soon replaced on the instance is what Python's version calls. */
     if ((flag = dict_flag(self, s_debug)) != 0 || (flag = dict_flag(self, s_slow_handles)) != 0)
@@ -559,25 +576,14 @@ Core_call_soon_threadsafe(CoreObject *self, PyObject *const *args, Py_ssize_t na
         goto fallback_err;
     if ((flag = get_ready(self)) != 0)
         goto fallback_err;
-    PyObject *cargs = args_tuple(args + 1, nargs - 1);
-    if (cargs == NULL)
-        return NULL;
-    PyObject *h = new_handle(self, HandleType, args[0], cargs, context);
-    Py_DECREF(cargs);
+    PyObject *h = queue_handle(self, args, nargs, context);
     if (h == NULL)
         return NULL;
-    PyObject *r = PyObject_CallOneArg(self->ready_append, h);
-    if (r == NULL) {
-        Py_DECREF(h);
-        return NULL;
-    }
-    Py_DECREF(r);
     self->api->wakeup(self->uvl);
     return h;
 fallback_err:
     if (PyErr_Occurred())
         return NULL;
-python:
     return call_python(self, self->py_call_soon_threadsafe, args, nargs, kwnames);
 }
 
