@@ -92,7 +92,11 @@ def test_half_open_transports_dropped_by_their_protocol_are_collected(loop):
             left = _socket_fds() - baseline
             warned = _unclosed(caught)
         server.close()
-        await server.wait_closed()
+        if sys.version_info < (3, 12):
+            # 3.12+'s wait_closed() waits for every connection to detach from
+            # the server, and a transport collected unclosed never does
+            # (stdlib's neither): it would wait forever.
+            await server.wait_closed()
         assert not left, f"{len(left)} descriptors left open by abandoned transports"
         assert len(warned) >= count, f"{len(warned)} ResourceWarnings for {count} abandoned transports"
         assert any("unclosed transport" in str(w.message) for w in warned)
