@@ -50,7 +50,8 @@ def test_handles_are_asyncio_types(loop):
     a = loop.call_at(loop.time() + 100, print)
     assert type(h) is asyncio.Handle
     assert type(t) is asyncio.TimerHandle and type(a) is asyncio.TimerHandle
-    assert "print('x')" in repr(h) and "when=" in repr(t)
+    # (3.13 shows a callback's arguments only in debug mode: "print()".)
+    assert "<Handle print(" in repr(h) and "when=" in repr(t)
     assert t.when() > loop.time() and not t.cancelled()
     for x in (h, t, a):
         x.cancel()
