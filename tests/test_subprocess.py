@@ -71,8 +71,11 @@ def wait_zombie(pid, timeout=20):
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                     return
-        except FileNotFoundError:
-            return  # reaped already (stdlib's ThreadedChildWatcher does it in a thread)
+        except (FileNotFoundError, ProcessLookupError):
+            # Reaped already (stdlib's ThreadedChildWatcher does it in a
+            # thread): before the open, or between the open and the read
+            # (ESRCH).
+            return
         time.sleep(0.001)
     raise AssertionError(f"child {pid} did not exit")
 
