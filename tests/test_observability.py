@@ -25,12 +25,6 @@ SLEEP = 0.2
 
 @pytest.fixture
 def uvl(_exception_recorder):
-    import uvloop_like
-
-    if uvloop_like.core() == "native":
-        # Known gap, not a pass: the native core does not keep loop.stats()'s
-        # counters nor call the hook yet (docs/design.md, "Observability").
-        pytest.xfail("the native core does not maintain loop.stats() / the slow-callback hook yet")
     yield from loop_fixture("uvloop_like", _exception_recorder)
 
 
@@ -568,3 +562,204 @@ def test_hook_threshold_zero_reports_everything(uvl):
     uvl.run_forever()
     assert len(calls) == 2
     assert all(isinstance(h, asyncio.Handle) for h in calls)
+
+
+# --- handovers between the cores, and the native core itself ------------------------
+
+def test_callbacks_exact_when_debug_mode_starts_mid_run(uvl):
+    # The native core hands the rest of the run to the Python core when debug
+    # mode starts: each handle is still counted once.
+    before = uvl.stats()
+    left = [50]
+
+    def step():
+        left[0] -= 1
+        if left[0] == 25:
+            uvl.set_debug(True)
+        if left[0]:
+            uvl.call_soon(step)
+        else:
+            uvl.stop()
+
+    uvl.call_soon(step)
+    uvl.run_forever()
+    uvl.set_debug(False)
+    d = _delta(uvl.stats(), before)
+    # The 50 steps, and set_debug's call_soon_threadsafe of the loop's
+    # coroutine origin tracking (as stdlib's set_debug on a running loop).
+    assert d["callbacks"] == 51
+    assert d["iterations"] >= 50
+
+
+def test_hook_set_and_removed_mid_run(uvl):
+    calls = []
+    before = uvl.stats()
+
+    def hook(handle, seconds):
+        calls.append(handle)
+
+    def set_hook():
+        uvl.set_slow_callback_hook(hook, threshold=0.05)
+
+    def remove_hook():
+        uvl.set_slow_callback_hook(None)
+
+    async def main():
+        await asyncio.sleep(0)
+        uvl.call_soon(_sleepy, 0.06)  # before the hook: not reported
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        uvl.call_soon(set_hook)
+        await asyncio.sleep(0)
+        slow = uvl.call_soon(_sleepy, 0.06)  # reported
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        uvl.call_soon(remove_hook)
+        await asyncio.sleep(0)
+        uvl.call_soon(_sleepy, 0.06)  # after: not reported
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return slow
+
+    slow = uvl.run_until_complete(main())
+    assert calls == [slow]
+    assert uvl.stats().slow_callbacks - before.slow_callbacks == 1
+
+
+def test_hook_counts_cancelled_and_raising_handles_as_the_untimed_path(uvl, exc_handler):
+    uvl.set_slow_callback_hook(lambda h, s: None, threshold=10)
+    before = uvl.stats()
+    uvl.call_soon(lambda: None)
+    uvl.call_soon(lambda: None).cancel()
+    uvl.call_soon(lambda: 1 / 0)
+    uvl.call_soon(uvl.stop)
+    uvl.run_forever()
+    assert uvl.stats().callbacks - before.callbacks == 3  # the cancelled one did not run
+    assert len(exc_handler) == 1 and isinstance(exc_handler[0]["exception"], ZeroDivisionError)
+
+
+NATIVE = __import__("uvloop_like").core() == "native"
+
+
+@pytest.mark.skipif(not NATIVE, reason="about the native core (make test-native runs it)")
+def test_native_core_keeps_the_counters_itself(uvl):
+    # What ran is the native core: the loop's scheduling methods are its
+    # bound C methods, and the Python core's run loop (its per-iteration
+    # libuv run, LoopCore.run, and its timed path) is never entered, while
+    # every counter and the hook work.
+    native = uvl._native
+    assert native is not None and type(native).__module__ == "uvloop_like._core"
+    for name in ("call_soon", "call_soon_threadsafe", "call_later", "call_at"):
+        assert getattr(uvl, name).__self__ is native
+    python_paths = []
+    uvl._core.run = lambda arg: python_paths.append(("LoopCore.run", arg))
+    uvl._run_ready_timed = lambda ntodo: python_paths.append(("_run_ready_timed", ntodo))
+    calls = []
+    uvl.set_slow_callback_hook(lambda h, s: calls.append((h, s)), threshold=0.1)
+
+    class SlowEcho(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            time.sleep(0.12)
+            self.transport.write(data)
+
+    before = uvl.stats()
+    slow = []
+
+    async def main():
+        for _ in range(100):
+            await asyncio.sleep(0)
+        await asyncio.sleep(SLEEP)  # idle
+        slow.append(uvl.call_soon(_sleepy, 0.12))
+        await asyncio.sleep(0)
+        server = await uvl.create_server(SlowEcho, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, proto = await uvl.create_connection(lambda: _Collect(4), "127.0.0.1", port)
+        transport.write(b"ping")
+        assert await asyncio.wait_for(proto.done, 10) == b"ping"
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    uvl.run_until_complete(main())
+    _settle(uvl)
+    after = uvl.stats()
+    d = _delta(after, before)
+    assert python_paths == []
+    assert d["iterations"] >= 100
+    assert d["callbacks"] >= 100
+    assert d["idle_time"] >= 0.5 * SLEEP
+    assert d["busy_time"] >= 0.24  # the two slow callbacks
+    assert after.max_callback_time >= 0.12
+    assert d["bytes_sent"] == d["bytes_received"] == 8
+    assert d["connections_accepted"] == 1
+    assert d["slow_callbacks"] == 2
+    assert [h for h, _ in calls][0] is slow[0]
+    assert isinstance(calls[1][0], asyncio.Transport)
+    assert all(s >= 0.12 for _, s in calls)
+    assert (after.ready, after.timers, after.transports) == (0, 0, before.transports)
+
+
+@pytest.mark.skipif(not hasattr(__import__("sys"), "getallocatedblocks"),
+                    reason="sys.getallocatedblocks() is CPython's")
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("threshold", [None, 10.0, 0.0], ids=["no_hook", "hook_quiet", "hook_every_callback"])
+def test_no_leak_with_counters_and_hook(uvl, threshold):
+    import gc
+    import sys
+
+    reported = [0]
+
+    def hook(handle, seconds):
+        reported[0] += 1
+
+    if threshold is not None:
+        uvl.set_slow_callback_hook(hook, threshold=threshold)
+
+    def burst(n_batches):
+        left = [n_batches]
+
+        def batch():
+            for _ in range(100):
+                uvl.call_soon(len, ())
+            left[0] -= 1
+            if left[0]:
+                uvl.call_soon(batch)
+            else:
+                uvl.call_soon(uvl.stop)
+
+        uvl.call_soon(batch)
+        uvl.run_forever()
+
+    burst(20)
+    gc.collect()
+    before = sys.getallocatedblocks()
+    burst(1000)  # 101,000 callbacks
+    gc.collect()
+    after = sys.getallocatedblocks()
+    assert after - before < 2000, (before, after)
+    if threshold == 0.0:
+        assert reported[0] >= 101_000
+
+
+def test_debug_mode_started_by_a_callback_while_a_hook_is_set(uvl, caplog):
+    # The rest of the iteration gets debug mode's warning too (the Python
+    # core's timed path asks before each callback).
+    calls = []
+    uvl.set_slow_callback_hook(lambda h, s: calls.append(h), threshold=0.05)
+    uvl.slow_callback_duration = 0.05
+    before = uvl.stats()
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        uvl.call_soon(uvl.set_debug, True)
+        slow = uvl.call_soon(_sleepy, 0.06)
+        uvl.call_soon(uvl.stop)
+        uvl.run_forever()
+    uvl.set_debug(False)
+    assert calls == [slow]
+    assert any("took" in r.getMessage() and "_sleepy" in r.getMessage() for r in caplog.records)
+    # The three (set_debug's call_soon_threadsafe on the running loop is
+    # still queued: stop() ended the loop in the same iteration).
+    assert uvl.stats().callbacks - before.callbacks == 3
+    assert uvl.stats().ready == 1

@@ -25,12 +25,6 @@ PAGE = os.path.join(ROOT, "docs", "observability.md")
 
 @pytest.fixture
 def uvl(_exception_recorder):
-    import uvloop_like
-
-    if uvloop_like.core() == "native":
-        # Known gap, not a pass: the native core does not keep loop.stats()'s
-        # counters nor call the hook yet (docs/design.md, "Observability").
-        pytest.xfail("the native core does not maintain loop.stats() / the slow-callback hook yet")
     yield from loop_fixture("uvloop_like", _exception_recorder)
 
 

@@ -20,6 +20,13 @@
  * table of function pointers uvl_core_api() returns (uvl.c, "native core"
  * section), whose address Python passes in as an int.
  *
+ * loop.stats(): each iteration's libuv run goes through uvl.c's
+ * uvl_run_stats (the table's run_counted), which keeps iterations, callbacks
+ * and busy/idle time as uvl_run_counted does for the Python core; with a
+ * slow-callback hook set, the run loop times each callback itself
+ * (run_ready_hooked) and each completion's dispatch through
+ * LoopCore.process_timed, as the Python core does.
+ *
  * Whatever the core does not reproduce exactly goes to the Python methods:
  * debug mode, Handle creation when the loop's _slow_handles is set, a
  * call_at replaced on the instance, bad arguments (the Python function then
@@ -44,9 +51,11 @@ typedef struct {
     int size;
     int (*run)(void *l, int64_t timeout_ms);
     int (*wakeup)(void *l);
+    int (*run_counted)(void *l, int64_t timeout_ms, uint64_t ran);  /* loop.stats() */
+    void (*count_callbacks)(void *l, uint64_t n);
 } core_api_t;
 
-#define CORE_API_ABI 1
+#define CORE_API_ABI 2
 #define MAX_WAIT_MS (24.0 * 3600 * 1000)  /* loop.py's _MAX_WAIT_MS */
 
 /* --- module state (single-phase init: one per process) ------------------ */
@@ -55,6 +64,7 @@ static PyTypeObject *HandleType;       /* asyncio.Handle */
 static PyTypeObject *TimerHandleType;  /* asyncio.TimerHandle */
 static PyObject *DequeType;            /* collections.deque */
 static PyObject *ExitExceptions;       /* (SystemExit, KeyboardInterrupt) */
+static PyObject *PerfCounter;          /* time.perf_counter: the slow-callback hook's clock */
 static const core_api_t *CoreApi;      /* the cffi module's uvl_core_api() */
 /* To read a LoopCore's uvl_loop_t address from its cdata, through cffi
  * (never from an int a caller passes: that would be a crash on demand). */
@@ -71,7 +81,8 @@ static PyObject *s_closed, *s_slow_handles, *s_debug, *s_ready, *s_scheduled,
     *s_timer_cancelled_count, *s_stopping, *s_clock_resolution, *s_time, *s_call_at,
     *s_call_soon, *s_append, *s_popleft, *s_purge, *s_run_ready_debug, *s_report_error,
     *s_process, *s_dispatch_pending, *s_pending, *s_run, *s_when, *s_cancelled,
-    *s_context, *s_callback, *s_args, *s_slow_hook;
+    *s_context, *s_callback, *s_args, *s_slow_hook, *s_slow_hook_threshold, *s_call_slow_hook,
+    *s_process_timed, *s_report_slow_dispatch, *s_timed;
 
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
@@ -925,9 +936,10 @@ done:
     return res;
 }
 
-/* Run one handle as Handle._run() would, inlined.  0, or -1 with an
- * exception to propagate (SystemExit, KeyboardInterrupt, or one raised by
- * the exception handler path). */
+/* Run one handle as Handle._run() would, inlined.  1: it ran (loop.stats()
+ * counts it); 0: it was cancelled; -1 with an exception to propagate
+ * (SystemExit, KeyboardInterrupt, or one raised by the exception handler
+ * path). */
 static int
 run_handle(CoreObject *self, PyObject *h)
 {
@@ -967,9 +979,9 @@ generic:;
 check:
     if (res != NULL) {
         Py_DECREF(res);
-        return 0;
+        return 1;
     }
-    return report_error(self, h);
+    return report_error(self, h) < 0 ? -1 : 1;
 }
 
 /* ceil(delay * 1000) ms, bounded, as loop.py computes the poll timeout. */
@@ -1081,10 +1093,114 @@ done:
     return rc;
 }
 
-/* One iteration of Loop._run_once (see loop.py: the same steps, in the same
- * order).  1: done; 0: hand over to Python (nothing done); -1. */
+/* time.perf_counter(), read in C: the slow-callback hook's clock, as in the
+ * Python core (loop.py, _run_ready_timed).  0, or -1 with an exception. */
 static int
-run_iteration(CoreObject *self)
+perf_now(double *out)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    if (PyTime_PerfCounter(&t) < 0)
+        return -1;
+    *out = PyTime_AsSecondsDouble(t);
+#else
+    *out = _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
+#endif
+    return 0;
+}
+
+/* Is a slow-callback hook set?  1, 0, or -1 with an exception.  (The Python
+ * core asks `self._slow_callback_hook is not None` at the same points.) */
+static int
+hook_set(CoreObject *self)
+{
+    PyObject *hook = dict_get(self, s_slow_hook);
+    if (hook == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return hook != Py_None;
+}
+
+/* After handle h ran for dt seconds with a hook set: loop._call_slow_hook(h,
+ * dt) when dt reaches the threshold, both read now as loop.py reads them
+ * after each callback (the callback may have changed them).  0, or -1 with
+ * an exception to propagate (what _call_slow_hook lets through). */
+static int
+report_if_slow(CoreObject *self, PyObject *h, double dt)
+{
+    int set = hook_set(self);
+    if (set <= 0)
+        return set;
+    PyObject *thr = dict_get(self, s_slow_hook_threshold);
+    if (thr == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    double threshold;
+    if (PyFloat_CheckExact(thr)) {
+        threshold = PyFloat_AS_DOUBLE(thr);
+    } else {
+        Py_INCREF(thr);
+        threshold = PyFloat_AsDouble(thr);
+        Py_DECREF(thr);
+        if (threshold == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    if (!(dt >= threshold))
+        return 0;
+    PyObject *seconds = PyFloat_FromDouble(dt);
+    if (seconds == NULL)
+        return -1;
+    PyObject *r = PyObject_CallMethodObjArgs(self->loop, s_call_slow_hook, h, seconds, NULL);
+    Py_DECREF(seconds);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* The ready handles of one iteration with a slow-callback hook set: each
+ * timed on its own (two clock reads, as the Python core's timed path; only
+ * this path pays them).  *ran counts the handles run.  0, or -1. */
+static int
+run_ready_hooked(CoreObject *self, PyObject *popleft, Py_ssize_t ntodo, uint64_t *ran)
+{
+    while (ntodo--) {
+        PyObject *h = PyObject_CallNoArgs(popleft);
+        if (h == NULL)
+            return -1;
+        double t0, t1;
+        int e = perf_now(&t0), ran_one = 0;
+        if (e == 0) {
+            e = run_handle(self, h);
+            if (e != 0)
+                (*ran)++;
+            if (e == 1) {
+                ran_one = 1;
+                e = perf_now(&t1) < 0 ? -1 : report_if_slow(self, h, t1 - t0);
+            }
+        }
+        release_handle(h);
+        if (e < 0)
+            return -1;
+        /* A callback started debug mode: the Python core's timed path, which
+         * asks before each callback, also warns for the rest of them. */
+        if (ntodo && ran_one && (e = dict_flag(self, s_debug)) != 0 && e != -2) {
+            if (e < 0)
+                return -1;
+            PyObject *r = PyObject_CallMethod(self->loop, "_run_ready_debug", "n", ntodo);
+            if (r == NULL)
+                return -1;
+            Py_DECREF(r);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* One iteration of Loop._run_once (see loop.py: the same steps, in the same
+ * order).  *ran: the handles the previous iteration ran, which this one's
+ * libuv run counts (loop.stats()); on return, this iteration's.  1: done;
+ * 0: hand over to Python (nothing done); -1. */
+static int
+run_iteration(CoreObject *self, uint64_t *ran)
 {
     int rc = -1;
     PyObject *heap = NULL, *ready = NULL, *append = NULL, *popleft = NULL, *r;
@@ -1095,11 +1211,10 @@ run_iteration(CoreObject *self)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
-    /* Debug mode and a slow-callback hook time each callback: the Python
-     * core runs those iterations. */
+    /* Debug mode times each callback with loop.time() and warns: the
+     * Python core runs those iterations.  (A slow-callback hook is handled
+     * here: run_ready_hooked.) */
     if ((flag = dict_flag(self, s_debug)) != 0 && flag != -2)
-        return flag < 0 ? -1 : 0;
-    if ((flag = dict_flag(self, s_slow_hook)) != 0 && flag != -2)
         return flag < 0 ? -1 : 0;
     heap = dict_get(self, s_scheduled);
     if ((flag = get_ready(self)) != 0 || heap == NULL || !PyList_CheckExact(heap))
@@ -1149,19 +1264,48 @@ run_iteration(CoreObject *self)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         goto done;
     }
+    /* uvl_run_stats: loop.stats()'s iteration, its clock read(s), and the
+     * previous iteration's handle count (uvl.c, stats section). */
     int n;
+    uint64_t counted = *ran;
+    *ran = 0;
     if (timeout == 0) {
-        n = self->api->run(self->uvl, 0);
+        n = self->api->run_counted(self->uvl, 0, counted);
     } else {
         Py_BEGIN_ALLOW_THREADS
-        n = self->api->run(self->uvl, timeout);
+        n = self->api->run_counted(self->uvl, timeout, counted);
         Py_END_ALLOW_THREADS
     }
     if (n) {
         PyObject *pn = PyLong_FromLong(n);
         if (pn == NULL)
             goto done;
-        r = PyObject_CallMethodOneArg(self->lcore, s_process, pn);
+        /* `self._timed and self._slow_callback_hook is not None`, as loop.py */
+        if ((flag = dict_flag(self, s_timed)) == 1)
+            flag = hook_set(self);
+        if (flag == -1) {
+            Py_DECREF(pn);
+            goto done;
+        }
+        if (flag == 1) {
+            /* Each completion's dispatch timed, as the Python core does. */
+            PyObject *thr = Py_XNewRef(dict_get(self, s_slow_hook_threshold));
+            PyObject *report = thr == NULL ? NULL
+                : PyObject_GetAttr(self->loop, s_report_slow_dispatch);
+            if (report == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_AttributeError, "_slow_hook_threshold");
+                Py_XDECREF(thr);
+                Py_DECREF(pn);
+                goto done;
+            }
+            r = PyObject_CallMethodObjArgs(self->lcore, s_process_timed, pn, PerfCounter, thr,
+                                           report, NULL);
+            Py_DECREF(thr);
+            Py_DECREF(report);
+        } else {
+            r = PyObject_CallMethodOneArg(self->lcore, s_process, pn);
+        }
         Py_DECREF(pn);
         if (r == NULL)
             goto done;
@@ -1178,14 +1322,28 @@ run_iteration(CoreObject *self)
     Py_ssize_t ntodo = PyObject_Length(ready);
     if (ntodo < 0)
         goto done;
-    flag = dict_flag(self, s_debug);
-    if (flag < 0 && flag != -2)
+    /* loop._timed: debug mode or a slow-callback hook (loop.py keeps it), the
+     * one flag the Python core checks here too; the untimed path pays one
+     * look-up. */
+    int debug = 0, hooked = 0;
+    if ((flag = dict_flag(self, s_timed)) == -1)
         goto done;
     if (flag == 1) {
+        if ((debug = dict_flag(self, s_debug)) == -1)
+            goto done;
+        debug = debug == 1;
+        if (!debug && (hooked = hook_set(self)) < 0)
+            goto done;
+    }
+    if (debug) {
+        /* (It counts its handles itself.) */
         r = PyObject_CallMethod(self->loop, "_run_ready_debug", "n", ntodo);
         if (r == NULL)
             goto done;
         Py_DECREF(r);
+    } else if (hooked) {
+        if (run_ready_hooked(self, popleft, ntodo, ran) < 0)
+            goto done;
     } else {
         while (ntodo--) {
             PyObject *h = PyObject_CallNoArgs(popleft);
@@ -1193,6 +1351,7 @@ run_iteration(CoreObject *self)
                 goto done;
             int e = run_handle(self, h);
             release_handle(h);
+            *ran += e != 0;  /* one that raised ran too */
             if (e < 0)
                 goto done;
         }
@@ -1217,12 +1376,13 @@ Core_run(CoreObject *self, PyObject *arg)
     if (until < 0)
         return NULL;
     PyObject *result = NULL;
+    uint64_t ran = 0;  /* loop.py's `ran`: see run_iteration */
     self->running++;
     for (;;) {
-        int r = run_iteration(self);
+        int r = run_iteration(self, &ran);
         if (r < 0)
             break;
-        if (r == 0) {  /* (also after iterations: debug mode or a hook was set) */
+        if (r == 0) {  /* (also after iterations: debug mode was set) */
             result = Py_NewRef(Py_False);
             break;
         }
@@ -1238,6 +1398,9 @@ Core_run(CoreObject *self, PyObject *arg)
             break;
         }
     }
+    /* The last iteration's handles, which no libuv run will count. */
+    if (ran)
+        self->api->count_callbacks(self->uvl, ran);
     self->running--;
     return result;
 }
@@ -1433,7 +1596,7 @@ static struct PyModuleDef core_module = {
 PyMODINIT_FUNC
 PyInit__core(void)
 {
-    PyObject *m = NULL, *events = NULL, *collections = NULL;
+    PyObject *m = NULL, *events = NULL, *collections = NULL, *timemod = NULL;
     INTERN(s_closed, "_closed");
     INTERN(s_slow_handles, "_slow_handles");
     INTERN(s_debug, "_debug");
@@ -1460,6 +1623,11 @@ PyInit__core(void)
     INTERN(s_callback, "_callback");
     INTERN(s_args, "_args");
     INTERN(s_slow_hook, "_slow_callback_hook");
+    INTERN(s_slow_hook_threshold, "_slow_hook_threshold");
+    INTERN(s_call_slow_hook, "_call_slow_hook");
+    INTERN(s_process_timed, "process_timed");
+    INTERN(s_report_slow_dispatch, "_report_slow_dispatch");
+    INTERN(s_timed, "_timed");
 
     events = PyImport_ImportModule("asyncio.events");
     if (events == NULL)
@@ -1497,6 +1665,9 @@ PyInit__core(void)
     ExitExceptions = PyTuple_Pack(2, PyExc_SystemExit, PyExc_KeyboardInterrupt);
     if (ExitExceptions == NULL)
         goto fail;
+    timemod = PyImport_ImportModule("time");
+    if (timemod == NULL || (PerfCounter = PyObject_GetAttrString(timemod, "perf_counter")) == NULL)
+        goto fail;
     if (load_cffi_side() < 0)
         goto fail;
     if (PyType_Ready(&CoreType) < 0)
@@ -1513,10 +1684,12 @@ PyInit__core(void)
         goto fail;
     Py_DECREF(events);
     Py_DECREF(collections);
+    Py_DECREF(timemod);
     return m;
 fail:
     Py_XDECREF(m);
     Py_XDECREF(events);
     Py_XDECREF(collections);
+    Py_XDECREF(timemod);
     return NULL;
 }

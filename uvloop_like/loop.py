@@ -145,7 +145,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         self._slow_hook_threshold = 0.1
         self._slow_callbacks = 0               # reported to the hook (stats())
         self._debug = False
-        self._timed = False                    # time each callback: debug mode or a slow hook
+        self._timed = False                    # time each callback: debug mode or a slow hook (the native core reads it)
         self.set_debug(_is_debug_mode())
         self.slow_callback_duration = 0.1
         self._current_handle = None            # the Handle being run, in debug mode

@@ -44,8 +44,8 @@ typedef struct {
 /* ---- stats: counters behind loop.stats() (observe; docs/design.md, "Observability") ----
  * Every transport's bytes pass one of the C functions below exactly once; each
  * counts them with one line (UVL_STAT_ADD).  The scheduler counters are
- * maintained by uvl_run_counted (end of this file) for the Python core; a
- * native core keeps the same fields itself. */
+ * maintained by uvl_run_counted (end of this file) for the Python core, and
+ * by uvl_run_stats, which it wraps, for the native core (uvl_core_api()). */
 typedef struct {
     uint64_t iterations;         /* uvl_run_counted calls (loop iterations) */
     uint64_t callbacks;          /* handles run: the scheduler adds each iteration's count */
@@ -1373,12 +1373,20 @@ typedef struct {
     int size;
     int (*run)(uvl_loop_t *l, int64_t timeout_ms);
     int (*wakeup)(uvl_loop_t *l);
+    /* loop.stats() (stats section below): the native core's iteration runs
+     * through run_counted, as the Python core's through uvl_run_counted. */
+    int (*run_counted)(uvl_loop_t *l, int64_t timeout_ms, uint64_t ran);
+    void (*count_callbacks)(uvl_loop_t *l, uint64_t n);
 } uvl_core_api_t;
 
-#define UVL_CORE_API_ABI 1
+#define UVL_CORE_API_ABI 2
+
+static int uvl_run_stats(uvl_loop_t *l, int64_t timeout_ms, uint64_t ran);
+static void uvl_stats_count_callbacks(uvl_loop_t *l, uint64_t n);
 
 static const uvl_core_api_t uvl_core_api_table = {
     UVL_CORE_API_ABI, (int)sizeof(uvl_core_api_t), uvl_run, uvl_wakeup,
+    uvl_run_stats, uvl_stats_count_callbacks,
 };
 
 static const void *uvl_core_api(void)
@@ -1389,7 +1397,7 @@ static const void *uvl_core_api(void)
 /* ---- stats: the scheduler's counters (observe; loop.stats()) ------------
  *
  * The Python core's run loop calls uvl_run_counted once per iteration instead
- * of uvl_run.  Clock reads: one per iteration, plus one more after a uv_run
+ * of uvl_run, the native core's (_core.c) uvl_run_stats through its table.  Clock reads: one per iteration, plus one more after a uv_run
  * that was allowed to wait.  The time between two iterations' entries is busy,
  * except the wait itself, which is idle:
  *
@@ -1409,10 +1417,8 @@ static const void *uvl_core_api(void)
  *             (see uvloop_like/handles/core.py, run_arg). */
 static int uvl_run_counted(uvl_loop_t *l, int64_t arg)
 {
-    uvl_stats_t *st = &l->stats;
-    uint64_t now, busy, ran;
+    uint64_t ran;
     int64_t timeout_ms;
-    int n;
     if (arg >= 0) {
         timeout_ms = 0;
         ran = (uint64_t)arg;
@@ -1421,6 +1427,16 @@ static int uvl_run_counted(uvl_loop_t *l, int64_t arg)
         ran = y & 0xffffffffu;
         timeout_ms = (int64_t)(y >> 32) - 1;
     }
+    return uvl_run_stats(l, timeout_ms, ran);
+}
+
+/* uvl_run_counted's work, its argument decoded; the native core (_core.c)
+ * calls it directly through uvl_core_api(). */
+static int uvl_run_stats(uvl_loop_t *l, int64_t timeout_ms, uint64_t ran)
+{
+    uvl_stats_t *st = &l->stats;
+    uint64_t now, busy;
+    int n;
     st->callbacks += ran;
     st->iterations++;
     if (st->mark_ns == 0)
@@ -1438,6 +1454,13 @@ static int uvl_run_counted(uvl_loop_t *l, int64_t arg)
     }
     st->mark_ns = now;
     return n;
+}
+
+/* Handles a scheduler ran that no uvl_run_stats call counts (the last
+ * iteration before the run loop returns). */
+static void uvl_stats_count_callbacks(uvl_loop_t *l, uint64_t n)
+{
+    l->stats.callbacks += n;
 }
 
 /* run_forever starts and ends the accounting of busy time. */
