@@ -5,10 +5,12 @@
 # Each bootstraps a virtualenv ($(VENV)) with $(PYTHON) and installs what it needs.
 #
 # What runs where: `make test` runs the unit suite (with the framework tests,
-# marker `frameworks`), the unit suite again under PYTHONASYNCIODEBUG=1, the
-# reliability suite (tests/reliability), conformance and lint, on $(PYTHON).
-# test-all's per-interpreter columns run the unit suite without the framework
-# tests (test-unit-core); the framework and reliability suites run once per CI.
+# marker `frameworks`) on the default core (native on CPython), the unit suite
+# on the Python core (test-pure), the unit suite under PYTHONASYNCIODEBUG=1,
+# the reliability suite (tests/reliability), conformance on both cores and
+# lint, on $(PYTHON).  test-all's per-interpreter columns run the unit suite
+# without the framework tests (test-unit-core) on each interpreter's default
+# core; the framework and reliability suites run once per CI.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,7 +22,7 @@ HYPOTHESIS := 'hypothesis>=6.100,<7'
 # The frameworks of docs/recipes.md (tests/test_recipes.py; anyio is above); granian's wheels: CPython.
 RECIPES := 'hypercorn>=0.14' 'granian>=2.5; platform_python_implementation == "CPython"'
 
-.PHONY: test test-unit test-unit-core test-native test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench bench-instr lint clean dev docs
+.PHONY: test test-unit test-unit-core test-pure conformance-pure test-debug test-reliability fuzz sanitize test-all check-dist check-wheel wheel conformance bench bench-instr lint clean dev docs
 
 dev: $(STAMP)
 
@@ -40,7 +42,7 @@ $(STAMP): $(PY) $(SOURCES)
 	$(PY) -c "import uvloop_like, sys; print('uvloop_like on', sys.version.split()[0], 'libuv', uvloop_like.libuv_version())"
 	touch $(STAMP)
 
-test: test-unit test-native test-debug test-reliability conformance lint
+test: test-unit test-pure test-debug test-reliability conformance lint
 
 UNIT := tests --ignore=tests/conformance --ignore=tests/reliability
 # The framework tests (aiohttp, uvicorn, pytest-asyncio: slow, and about those
@@ -55,13 +57,14 @@ test-unit: $(STAMP)
 test-unit-core: $(STAMP)
 	$(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
 
-# The unit suite on the native core (uvloop_like/_core.c, opt-in for now:
-# UVLOOP_LIKE_CORE=native); fails at once if that core did not build.
-# (The native core is CPython only: on PyPy this target says so and passes.)
-test-native: $(STAMP)
-	@$(PY) -c "import platform, sys; sys.exit(platform.python_implementation() != 'CPython')" || \
-		{ echo "test-native: the native core is CPython only; skipped"; exit 0; } && \
-		UVLOOP_LIKE_CORE=native $(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
+# The unit suite on the Python core (UVLOOP_LIKE_PURE=1).  test-unit runs the
+# default core: on CPython the native one (uvloop_like/_core.c), and the
+# session stops at once if it did not build; on PyPy the Python one, which
+# test-unit has then covered, so this target says so and passes.
+IS_CPYTHON = $(PY) -c "import platform, sys; sys.exit(platform.python_implementation() != 'CPython')"
+test-pure: $(STAMP)
+	@$(IS_CPYTHON) || { echo "test-pure: PyPy runs only the Python core (test-unit ran it); skipped"; exit 0; } && \
+		UVLOOP_LIKE_PURE=1 $(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
 
 test-debug: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(PY) -m pytest $(UNIT) $(NO_FRAMEWORKS) $(PYTEST_FLAGS)
@@ -82,8 +85,14 @@ fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/reliability/test_differential.py $(PYTEST_FLAGS) \
 		--timeout=0 --hypothesis-show-statistics
 
+# CPython's test_asyncio on both cores: the default (native on CPython), then
+# the Python core (on CPython; on PyPy the default is the Python core).
 conformance: $(STAMP)
 	$(PY) -m pytest tests/conformance $(PYTEST_FLAGS)
+	@$(IS_CPYTHON) || exit 0; $(MAKE) --no-print-directory conformance-pure
+
+conformance-pure: $(STAMP)
+	UVLOOP_LIKE_PURE=1 $(PY) -m pytest tests/conformance $(PYTEST_FLAGS)
 
 # mypy --strict on a typed user's file: the public API's annotations and stubs.
 lint: $(STAMP)

@@ -23,9 +23,12 @@ from typing import Dict, List, Optional, Tuple
 from bench import child, loops, registry, report, workloads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Debug and development modes change what the loops do per callback: never inherit them.
 DEFAULT_REPEAT = 5  # fresh processes per workload and loop, unless the workload says otherwise
-_SCRUBBED_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC", "PYTHONMALLOCSTATS")
+# Debug and development modes change what the loops do per callback: never
+# inherit them.  Nor uvloop_like's core selection: each column sets its own
+# (bench/loops.py), so that a column runs the core it is named after.
+_SCRUBBED_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC", "PYTHONMALLOCSTATS",
+                 "UVLOOP_LIKE_PURE", "UVLOOP_LIKE_CORE")
 
 
 def _child_env(loop: Optional[str] = None) -> Dict[str, str]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Dict, Tuple
+import platform
+from typing import Any, Callable, Dict, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,15 +20,24 @@ class LoopSpec:
     # Extra environment of its child processes, e.g. (("UVLOOP_LIKE_PURE", "1"),) for a
     # column that runs one implementation in another mode (both bench modes apply it).
     env: Tuple[Tuple[str, str], ...] = ()
+    # For uvloop_like: the core (``uvloop_like.core()``) the column must run, so
+    # that a native core that did not build is never benchmarked under its name.
+    core: Optional[str] = None
 
 
+_CPYTHON = platform.python_implementation() == "CPython"
+
+# uvloop_like is the default core: native on CPython, the Python core on PyPy
+# (its only one).  On CPython uvloop_like_py adds the Python core's column.
 LOOPS: Dict[str, LoopSpec] = {
     spec.name: spec
     for spec in (
         LoopSpec("stdlib", "asyncio", "new_event_loop", "asyncio"),
         LoopSpec("uvloop", "uvloop", "new_event_loop", "uvloop"),
-        LoopSpec("uvloop_like", "uvloop_like", "new_event_loop", "uvloop_like"),
-    )
+        LoopSpec("uvloop_like", "uvloop_like", "new_event_loop", "uvloop_like",
+                 core="native" if _CPYTHON else "python"),
+    ) + ((LoopSpec("uvloop_like_py", "uvloop_like", "new_event_loop", "uvloop_like",
+                   env=(("UVLOOP_LIKE_PURE", "1"),), core="python"),) if _CPYTHON else ())
 }
 
 BASELINE = "stdlib"
@@ -42,6 +52,8 @@ def load(name: str) -> Callable[[], Any]:
     """
     spec = LOOPS[name]
     module = importlib.import_module(spec.module)
+    if spec.core is not None and module.core() != spec.core:
+        raise RuntimeError(f"{spec.module} runs its {module.core()} core here, not the {spec.core} one")
     factory: Callable[[], Any] = getattr(module, spec.factory)
     loop = factory()
     try:
@@ -66,6 +78,8 @@ def describe(name: str) -> Dict[str, str]:
     version = getattr(module, "__version__", None)
     if version:
         info["version"] = str(version)
+    if spec.core is not None:
+        info["core"] = str(module.core())
     libuv_version = getattr(module, "libuv_version", None)
     if callable(libuv_version):
         try:

@@ -77,7 +77,8 @@ class Table:
         self.errors = errors
         self.notes = notes
         self.meta = meta
-        pairs = [(loops.SUBJECT, loops.BASELINE), (loops.SUBJECT, "uvloop"), ("uvloop", loops.BASELINE)]
+        pairs = [(loops.SUBJECT, loops.BASELINE), (loops.SUBJECT, "uvloop"), ("uvloop", loops.BASELINE),
+                 ("uvloop_like_py", loops.BASELINE)]
         self.ratios: List[Tuple[str, str]] = [(a, b) for a, b in pairs if a in active and b in active]
         self.footnotes: List[str] = []
 
@@ -163,7 +164,8 @@ class Table:
                 continue
             v = info.get("version", "?")
             if info.get("libuv"):
-                v += f" (libuv {info['libuv']})"
+                v += f" (libuv {info['libuv']}"
+                v += f", {info['core']} core)" if info.get("core") else ")"
             versions.append(f"{name} {v}")
         runs = _repeats_text(m["repeat"], self.selected)
         spreads = [s for per_loop in self.runs.values() for v in per_loop.values() for s in [spread(v)] if s is not None]

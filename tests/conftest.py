@@ -16,9 +16,10 @@ After each test the fixture:
   loop is closed.
 
 The core the ``uvloop_like`` loops run is the process's (see
-uvloop_like/_coresel.py): ``UVLOOP_LIKE_CORE=native`` runs the whole suite on
-the native core (``make test-native``), and the session fails at once if that
-core is not available rather than silently testing the Python one.
+uvloop_like/_coresel.py): the native core by default on CPython,
+``UVLOOP_LIKE_PURE=1`` runs the whole suite on the Python core (``make
+test-pure``).  When the native core is wanted and not available, the session
+fails at once rather than silently testing the Python one.
 """
 from __future__ import annotations
 
@@ -32,13 +33,9 @@ LOOP_KINDS = ("asyncio", "uvloop_like")
 
 
 def _wanted_core():
-    import os
+    from uvloop_like import _coresel
 
-    if os.environ.get("UVLOOP_LIKE_PURE", "") not in ("", "0"):
-        return "python"
-    if os.environ.get("UVLOOP_LIKE_CORE", "python").strip().lower() == "native":
-        return "native"
-    return "python"
+    return _coresel.wanted()
 
 
 def pytest_report_header(config):
@@ -47,8 +44,9 @@ def pytest_report_header(config):
 
 def pytest_sessionstart(session):
     if _wanted_core() == "native" and _import_uvloop_like().core() != "native":
-        pytest.exit("UVLOOP_LIKE_CORE=native, but the native core is not available "
-                    "(uvloop_like._core did not build or import)", returncode=3)
+        pytest.exit("the native core is wanted (the default on CPython), but it is not "
+                    "available (uvloop_like._core did not build or import); "
+                    "UVLOOP_LIKE_PURE=1 tests the Python core", returncode=3)
 
 
 def _import_uvloop_like():

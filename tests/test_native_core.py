@@ -2,8 +2,8 @@
 tested on both loops for exactness, plus the native core's own hostile-input
 and reference-leak checks.
 
-The whole unit suite runs on the native core with ``make test-native``
-(``UVLOOP_LIKE_CORE=native``); the tests here pin the corners where a C
+The whole unit suite runs on the native core (the default on CPython) and on
+the Python core (``make test-pure``); the tests here pin the corners where a C
 reimplementation could drift from asyncio: real Handle types, a patched or
 overridden ``time``, an instance-replaced ``call_at``, the exception being
 handled while the handler runs, hostile Handle attributes, heap order of
@@ -25,7 +25,7 @@ import pytest
 import uvloop_like
 
 NATIVE = uvloop_like.core() == "native"
-native_only = pytest.mark.skipif(not NATIVE, reason="runs on the native core (make test-native)")
+native_only = pytest.mark.skipif(not NATIVE, reason="runs on the native core (the default on CPython)")
 
 
 def _run_briefly(loop, n=3):
@@ -36,12 +36,32 @@ def _run_briefly(loop, n=3):
 
 def test_core_reports_the_selected_core():
     assert uvloop_like.core() in ("native", "python")
-    wanted = ("native" if os.environ.get("UVLOOP_LIKE_CORE", "").lower() == "native"
-              and os.environ.get("UVLOOP_LIKE_PURE", "") in ("", "0") else "python")
+    # The rule, restated here rather than imported: native unless
+    # UVLOOP_LIKE_PURE is set (not "0") or UVLOOP_LIKE_CORE=python.
+    wanted = ("python" if os.environ.get("UVLOOP_LIKE_PURE", "") not in ("", "0")
+              or os.environ.get("UVLOOP_LIKE_CORE", "").strip().lower() == "python" else "native")
     if platform.python_implementation() != "CPython":
         assert uvloop_like.core() == "python"
     elif importlib.util.find_spec("uvloop_like._core") is not None:
         assert uvloop_like.core() == wanted
+
+
+@pytest.mark.parametrize("environ, cpython", [
+    ({}, "native"),
+    ({"UVLOOP_LIKE_PURE": "1"}, "python"),
+    ({"UVLOOP_LIKE_PURE": "0"}, "native"),
+    ({"UVLOOP_LIKE_PURE": ""}, "native"),
+    ({"UVLOOP_LIKE_CORE": "python"}, "python"),
+    ({"UVLOOP_LIKE_CORE": " Python "}, "python"),
+    ({"UVLOOP_LIKE_CORE": "native"}, "native"),
+    ({"UVLOOP_LIKE_CORE": "native", "UVLOOP_LIKE_PURE": "1"}, "python"),
+])
+def test_core_selection_rules(environ, cpython):
+    # The default is native on CPython; PyPy has only the Python core.
+    from uvloop_like import _coresel
+
+    expected = cpython if platform.python_implementation() == "CPython" else "python"
+    assert _coresel.wanted(environ) == expected
 
 
 def test_handles_are_asyncio_types(loop):

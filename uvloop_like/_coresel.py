@@ -2,11 +2,10 @@
 
 The native core (``uvloop_like/_core.c``, CPython only; issue 9) takes over
 call_soon, call_soon_threadsafe, call_later, call_at and the run loop of a
-Loop.  It is OPT-IN for now: ``UVLOOP_LIKE_CORE=native`` selects it;
-``UVLOOP_LIKE_PURE=1`` (or ``UVLOOP_LIKE_CORE=python``, or no variable)
-selects the Python core.  PyPy, and a CPython where the extension did not
-build, always run the Python core.  The choice is made once, at import;
-``uvloop_like.core()`` reports it.
+Loop.  It is the DEFAULT on CPython; ``UVLOOP_LIKE_PURE=1`` (or
+``UVLOOP_LIKE_CORE=python``) selects the Python core instead.  PyPy, and a
+CPython where the extension did not build, always run the Python core.  The
+choice is made once, at import; ``uvloop_like.core()`` reports it.
 """
 from __future__ import annotations
 
@@ -17,10 +16,19 @@ from ._compat import PYPY
 _native = None  # the _core module, when the native core is selected
 
 
+def wanted(environ=os.environ) -> str:
+    """The core the environment asks for on this interpreter: ``"python"``
+    on PyPy, with ``UVLOOP_LIKE_PURE`` set (not "0") or with
+    ``UVLOOP_LIKE_CORE=python``; otherwise ``"native"``."""
+    if PYPY or environ.get("UVLOOP_LIKE_PURE", "") not in ("", "0"):
+        return "python"
+    if environ.get("UVLOOP_LIKE_CORE", "native").strip().lower() == "python":
+        return "python"
+    return "native"
+
+
 def _select():
-    if PYPY or os.environ.get("UVLOOP_LIKE_PURE", "") not in ("", "0"):
-        return None
-    if os.environ.get("UVLOOP_LIKE_CORE", "python").strip().lower() != "native":
+    if wanted() != "native":
         return None
     try:
         from . import _core
