@@ -606,7 +606,7 @@ def test_hook_set_and_removed_mid_run(uvl):
 
     async def main():
         await asyncio.sleep(0)
-        uvl.call_soon(_sleepy, 0.06)  # before the hook: not reported
+        unhooked = [uvl.call_soon(_sleepy, 0.06)]  # before the hook: not reported
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         uvl.call_soon(set_hook)
@@ -616,14 +616,17 @@ def test_hook_set_and_removed_mid_run(uvl):
         await asyncio.sleep(0)
         uvl.call_soon(remove_hook)
         await asyncio.sleep(0)
-        uvl.call_soon(_sleepy, 0.06)  # after: not reported
+        unhooked.append(uvl.call_soon(_sleepy, 0.06))  # after: not reported
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-        return slow
+        return slow, unhooked
 
-    slow = uvl.run_until_complete(main())
-    assert calls == [slow]
-    assert uvl.stats().slow_callbacks - before.slow_callbacks == 1
+    slow, unhooked = uvl.run_until_complete(main())
+    # (Exactly: a busy machine may make another callback of the hooked
+    # stretch slow too.)
+    assert calls.count(slow) == 1
+    assert not any(h in calls for h in unhooked)
+    assert uvl.stats().slow_callbacks - before.slow_callbacks == len(calls)
 
 
 def test_hook_counts_cancelled_and_raising_handles_as_the_untimed_path(uvl, exc_handler):
@@ -695,10 +698,12 @@ def test_native_core_keeps_the_counters_itself(uvl):
     assert after.max_callback_time >= 0.12
     assert d["bytes_sent"] == d["bytes_received"] == 8
     assert d["connections_accepted"] == 1
-    assert d["slow_callbacks"] == 2
-    assert [h for h, _ in calls][0] is slow[0]
-    assert isinstance(calls[1][0], asyncio.Transport)
-    assert all(s >= 0.12 for _, s in calls)
+    # The slow callback and the slow data_received (its transport); a busy
+    # machine may add others, so not exactly two.
+    assert d["slow_callbacks"] == len(calls) >= 2
+    assert [s for h, s in calls if h is slow[0]] and [s for h, s in calls if h is slow[0]][0] >= 0.12
+    transports = [s for h, s in calls if isinstance(h, asyncio.Transport)]
+    assert transports and max(transports) >= 0.12
     assert (after.ready, after.timers, after.transports) == (0, 0, before.transports)
 
 
@@ -757,7 +762,7 @@ def test_debug_mode_started_by_a_callback_while_a_hook_is_set(uvl, caplog):
         uvl.call_soon(uvl.stop)
         uvl.run_forever()
     uvl.set_debug(False)
-    assert calls == [slow]
+    assert calls.count(slow) == 1
     assert any("took" in r.getMessage() and "_sleepy" in r.getMessage() for r in caplog.records)
     # The three (set_debug's call_soon_threadsafe on the running loop is
     # still queued: stop() ended the loop in the same iteration).
