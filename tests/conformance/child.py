@@ -106,6 +106,21 @@ class Target:
         try:
             if not isinstance(loop, self.cls):
                 raise SystemExit("asyncio.new_event_loop() made %r, not a %s" % (loop, self.cls))
+            self.core = None
+            if kind == "uvloop_like":
+                # Which of uvloop_like's cores runs (UVLOOP_LIKE_CORE / _PURE), and
+                # that a loop really has it: a run meant for the native core that
+                # silently ran the Python one would answer the wrong question.
+                self.core = uvloop_like.core()
+                has_native = getattr(loop, "_native", None) is not None
+                if has_native != (self.core == "native"):
+                    raise SystemExit("uvloop_like.core() is %r but a new loop %s the native core"
+                                     % (self.core, "has" if has_native else "lacks"))
+                wanted = os.environ.get("UVLOOP_LIKE_CORE", "").strip().lower()
+                if (wanted == "native" and os.environ.get("UVLOOP_LIKE_PURE", "") in ("", "0")
+                        and self.core != "native"):
+                    raise SystemExit("UVLOOP_LIKE_CORE=native, but uvloop_like runs its %s core "
+                                     "(did uvloop_like._core build?)" % self.core)
         finally:
             loop.close()
         self.created = 0
@@ -290,6 +305,7 @@ def main():
         "module": args.module,
         "loop": args.loop,
         "loop_class": "%s.%s" % (target.cls.__module__, target.cls.__qualname__),
+        "core": target.core,
         "python": sys.version.split()[0],
         "pid": os.getpid(),
         "tests": [short_id(t.id()) for t in tests],

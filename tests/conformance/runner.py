@@ -148,6 +148,7 @@ def run_module(loop, module, out_dir=None, timeout=None, only=None, tag="", pyth
                         result["all_ids"] = rec["tests"]
                         result["dropped"] = rec.get("dropped", {})
                         result["loop_class"] = rec.get("loop_class")
+                        result["core"] = rec.get("core")
                         result["selected"] = rec.get("selected", 0)
                 elif event == "start":
                     pending = rec["id"]
@@ -425,8 +426,11 @@ def format_table(reports, skipped=None, elapsed=None):
         rows.append([rep.module] + [cell(v) for v in vals] + ["%.0f" % rep.duration])
     rows.append(["TOTAL"] + [str(t) for t in totals] + ["%.0f" % elapsed if elapsed else ""])
     widths = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
+    # uvloop_like's core, as its children reported it (UVLOOP_LIKE_CORE picks it).
+    cores = sorted({rep.uv.get("core") or "?" for rep in reports if rep.uv})
     lines = ["CPython %s test_asyncio conformance (pass = passed; ran on uvloop_like = tests "
-             "that created or ran a uvloop_like loop)" % plan.python_version()]
+             "that created or ran a uvloop_like loop); uvloop_like's core: %s"
+             % (plan.python_version(), "/".join(cores) or "-")]
     fmt = "  ".join("%%-%ds" if i == 0 else "%%%ds" for i in range(len(cols))) % tuple(widths)
     lines.append(fmt % tuple(cols))
     lines.append("  ".join("-" * w for w in widths))
