@@ -493,8 +493,9 @@ def _leak_loop():
 
 
 _NO_BLOCK_COUNT = pytest.mark.skipif(
-    not hasattr(sys, "getallocatedblocks"),
-    reason="sys.getallocatedblocks() is CPython's (PyPy has no such count)")
+    not hasattr(sys, "getallocatedblocks") or sys.getallocatedblocks() == 0,
+    reason="sys.getallocatedblocks() is CPython's (PyPy has no such count), and counts "
+           "nothing under PYTHONMALLOC=malloc (make sanitize)")
 
 
 @_NO_BLOCK_COUNT
@@ -577,3 +578,293 @@ def test_native_close_is_refused_while_it_runs():
     finally:
         loop.close()
     assert len(errors) == 1 and "while it runs" in str(errors[0])
+
+
+# --- hostile input to the C paths, on both loops ------------------------------
+
+class _When:
+    """A deadline that compares and subtracts like its number, but runs
+    ``hook`` on every comparison and raises ZeroDivisionError from the
+    operations named in ``fail``: the C heap and run loop must give what
+    heapq and the Python run loop give, and never touch freed memory."""
+
+    def __init__(self, value, fail=(), hook=None):
+        self.value, self.fail, self.hook = value, frozenset(fail), hook
+
+    def _other(self, name, other):
+        if self.hook is not None:
+            self.hook()
+        if name in self.fail:
+            raise ZeroDivisionError(name)
+        return other.value if isinstance(other, _When) else other
+
+    def __lt__(self, other):
+        return self.value < self._other("lt", other)
+
+    def __gt__(self, other):
+        return self.value > self._other("gt", other)
+
+    def __ge__(self, other):
+        return self.value >= self._other("ge", other)
+
+    def __le__(self, other):
+        return self.value <= self._other("le", other)
+
+    def __sub__(self, other):
+        return self.value - self._other("sub", other)
+
+    def __radd__(self, other):
+        return self._other("radd", other) + self.value
+
+
+def _drop_timers(loop, pred):
+    loop._scheduled[:] = [t for t in loop._scheduled if not pred(t)]
+    heapq.heapify(loop._scheduled)
+
+
+def test_hostile_delay_raises_from_call_later(loop):
+    with pytest.raises(ZeroDivisionError):
+        loop.call_later(_When(1, fail={"radd"}), print)
+    assert not loop._scheduled
+    t = loop.call_later(_When(1000.0), print)   # a number-like delay works
+    assert isinstance(t.when(), float) and t.when() > loop.time()
+    t.cancel()
+
+
+def test_comparison_that_raises_in_the_heap_push(loop):
+    other = loop.call_at(loop.time() + 100, print)
+    with pytest.raises(ZeroDivisionError):
+        loop.call_at(_When(loop.time() + 50, fail={"lt", "gt"}), print)
+    # heapq appends before it compares: the bad timer is in the heap, as in stdlib.
+    assert len(loop._scheduled) == 2
+    _drop_timers(loop, lambda t: isinstance(t._when, _When))
+    other.cancel()
+
+
+def test_comparison_that_empties_the_heap(loop):
+    now = loop.time()
+    fired = []
+    for i in range(5):
+        loop.call_at(now + 100 + i, fired.append, i)
+    with pytest.raises(RuntimeError, match="changed size"):
+        loop.call_at(_When(now + 50, hook=loop._scheduled.clear), fired.append, "w")
+    assert loop._scheduled == [] and fired == []
+
+
+def _hostile_heap_run(loop, mutate, w_offset):
+    """Timers all due, one of whose deadlines (now + w_offset) runs
+    mutate(loop, fired) on every comparison once scheduled; one run.  What
+    ran, in order, and what the run raised."""
+    now = loop.time()
+    fired = []
+    for i in range(7):
+        loop.call_at(now - 10 + i, fired.append, i)
+    w = _When(now + w_offset)
+    loop.call_at(w, fired.append, "w")
+    w.hook = lambda: mutate(loop, fired)
+    loop.call_soon(loop.stop)
+    try:
+        loop.run_forever()
+        raised = None
+    except RuntimeError as exc:
+        raised = str(exc)
+    w.hook = None
+    _drop_timers(loop, lambda t: True)
+    _run_briefly(loop)
+    return fired, raised
+
+
+def _reverse_heap(loop, fired):
+    loop._scheduled[:] = loop._scheduled[::-1]
+
+
+def _grow_heap(loop, fired):
+    # Appended outside heapq: the list's item array may move under the C heap.
+    if fired.count("g") + len(loop._scheduled) < 60:
+        loop._scheduled.append(asyncio.TimerHandle(loop.time() - 30, fired.append, ("g",), loop))
+
+
+def _pop_heap(loop, fired):
+    if loop._scheduled:
+        loop._scheduled.pop()
+
+
+@pytest.mark.parametrize("mutate, w_offset", [
+    (_reverse_heap, -8), (_grow_heap, -8), (_pop_heap, -8),
+    # First in the heap: its own expiry check (_when >= end) reorders the
+    # heap, and what heappop returns (not the timer checked) is what runs.
+    (_reverse_heap, -20),
+], ids=["reverse", "grow", "pop", "reverse-at-top"])
+def test_comparison_that_mutates_the_heap_as_stdlib(loop, mutate, w_offset):
+    std = asyncio.new_event_loop()
+    try:
+        expected = _hostile_heap_run(std, mutate, w_offset)
+    finally:
+        std.close()
+    assert _hostile_heap_run(loop, mutate, w_offset) == expected
+
+
+def test_deadline_that_fails_to_subtract_stops_the_run(loop):
+    # The poll timeout (scheduled[0]._when - loop.time()) is where it fails.
+    loop.call_at(_When(loop.time() + 100, fail={"sub"}), print)
+    with pytest.raises(ZeroDivisionError):
+        loop.run_forever()
+    assert not loop.is_running()
+    _drop_timers(loop, lambda t: True)
+    _run_briefly(loop)
+
+
+def test_deadline_that_fails_to_compare_stops_the_run(loop):
+    # The expiry check (_when >= end) is where it fails.
+    out = []
+    loop.call_at(_When(loop.time() - 1, fail={"ge", "le"}), out.append, "bad")
+    loop.call_soon(out.append, "soon")
+    with pytest.raises(ZeroDivisionError):
+        loop.run_forever()
+    assert out == [] and not loop.is_running()
+    _drop_timers(loop, lambda t: True)
+    _run_briefly(loop)
+    assert out == ["soon"]
+
+
+def test_many_arguments_on_every_path(loop):
+    ctx = contextvars.copy_context()
+    got = []
+    args = tuple(range(20))
+    loop.call_soon(lambda *a: got.append(("soon", a)), *args, context=ctx)
+    loop.call_soon_threadsafe(lambda *a: got.append(("ts", a)), *args, context=ctx)
+    loop.call_later(0, lambda *a: got.append(("later", a)), *args, context=ctx)
+    loop.call_at(loop.time(), lambda *a: got.append(("at", a)), *args, context=ctx)
+    # Debug mode: the native core hands each call to the Python method with
+    # all its arguments.
+    loop.set_debug(True)
+    try:
+        loop.call_soon(lambda *a: got.append(("soon-debug", a)), *args, context=ctx)
+        loop.call_later(0, lambda *a: got.append(("later-debug", a)), *args, context=ctx)
+    finally:
+        loop.set_debug(False)
+    _run_briefly(loop)
+    assert sorted(g[0] for g in got) == sorted(
+        ["soon", "ts", "later", "at", "soon-debug", "later-debug"])
+    assert all(a == args for _, a in got)
+
+
+def test_missing_closed_flag_is_python_s_error(loop):
+    # Deleting the loop's private state is hostile; each core must give the
+    # Python method's AttributeError, never a SystemError from C.
+    saved = loop._closed
+    calls = [lambda: loop.call_soon(print), lambda: loop.call_soon_threadsafe(print),
+             lambda: loop.call_later(1, print), lambda: loop.call_at(1, print)]
+    for call in calls:
+        del loop._closed
+        try:
+            with pytest.raises(AttributeError):
+                call()
+        finally:
+            loop._closed = saved
+    out = []
+
+    def drop():
+        del loop._closed
+
+    def restore():
+        loop._closed = saved
+        loop.stop()
+
+    loop.call_soon(drop)
+    loop.call_later(0.001, restore)   # an iteration or more without it
+    loop.run_forever()
+    loop.call_soon(out.append, 1)
+    _run_briefly(loop)
+    assert out == [1]
+    assert not loop._scheduled or all(t.cancelled() for t in loop._scheduled)
+
+
+@native_only
+def test_native_run_with_a_hostile_flag():
+    class BadBool:
+        def __bool__(self):
+            raise ZeroDivisionError("bool")
+
+    loop = uvloop_like.new_event_loop()
+    try:
+        with pytest.raises(ZeroDivisionError):
+            loop._native.run(BadBool())
+        # Any object's truth: one iteration (false) or until stop() (true).
+        for value in (0, 1, "", "x", None, [], [0]):
+            loop.call_soon(loop.stop)
+            assert loop._native.run(value) is True
+    finally:
+        loop.close()
+
+
+def _rss_kib():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError):
+        return None
+
+
+@_NO_BLOCK_COUNT
+@pytest.mark.timeout(300)
+def test_no_leak_over_ten_thousand_connections():
+    """10,000 loopback TCP connections (connect, one echo, close from the
+    client; 50 at a time): the allocated blocks and the RSS are flat once
+    the first 1,000 have warmed up the caches."""
+    loop = _leak_loop()
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    class Client(asyncio.Protocol):
+        def __init__(self, done):
+            self.done = done
+
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.write(b"ping")
+
+        def data_received(self, data):
+            self.transport.close()
+
+        def connection_lost(self, exc):
+            if not self.done.done():
+                self.done.set_result(exc)
+
+    async def connect_once(port):
+        done = loop.create_future()
+        await loop.create_connection(lambda: Client(done), "127.0.0.1", port)
+        assert await done is None
+
+    async def burst(port, n, width=50):
+        for _ in range(n // width):
+            await asyncio.gather(*[connect_once(port) for _ in range(width)])
+        for _ in range(3):   # the servers' sides see the EOF and close
+            await asyncio.sleep(0)
+
+    async def main():
+        server = await loop.create_server(Echo, "127.0.0.1", 0, backlog=128)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await burst(port, 1000)
+            before = (_blocks(), _rss_kib())
+            await burst(port, 10000)
+            after = (_blocks(), _rss_kib())
+        finally:
+            server.close()
+            await server.wait_closed()
+        return before, after
+
+    try:
+        (b0, r0), (b1, r1) = loop.run_until_complete(asyncio.wait_for(main(), 280))
+    finally:
+        loop.close()
+    print("10,000 connections: allocated blocks %d -> %d, RSS %s -> %s KiB" % (b0, b1, r0, r1))
+    assert b1 - b0 < 2000, (b0, b1)
+    if r0 is not None:
+        assert r1 - r0 < 16 * 1024, ("RSS grew (KiB)", r0, r1)

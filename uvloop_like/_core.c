@@ -166,6 +166,23 @@ Core_dealloc(CoreObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* int(ffi.cast(UINTPTR, cdata)): 0 with an exception set on failure (a
+ * null pointer is 0 without one). */
+static uintptr_t
+cdata_to_uintptr(PyObject *cdata)
+{
+    PyObject *i = PyObject_CallMethod(Ffi, "cast", "OO", UintptrType, cdata);
+    if (i == NULL)
+        return 0;
+    PyObject *n = PyNumber_Long(i);
+    Py_DECREF(i);
+    if (n == NULL)
+        return 0;
+    uintptr_t addr = (uintptr_t)PyLong_AsUnsignedLongLong(n);
+    Py_DECREF(n);
+    return PyErr_Occurred() ? 0 : addr;
+}
+
 /* int(ffi.cast(UINTPTR, cdata)) when cdata's type is `ptrtype`; 0 with an
  * exception otherwise. */
 static uintptr_t
@@ -180,18 +197,8 @@ cdata_address(PyObject *cdata, PyObject *ptrtype)
         PyErr_SetString(PyExc_TypeError, "Core: the loop's core has the wrong pointer type");
         return 0;
     }
-    PyObject *i = PyObject_CallMethod(Ffi, "cast", "OO", UintptrType, cdata);
-    if (i == NULL)
-        return 0;
-    PyObject *n = PyNumber_Long(i);
-    Py_DECREF(i);
-    if (n == NULL)
-        return 0;
-    uintptr_t addr = (uintptr_t)PyLong_AsUnsignedLongLong(n);
-    Py_DECREF(n);
-    if (PyErr_Occurred())
-        return 0;
-    if (addr == 0)
+    uintptr_t addr = cdata_to_uintptr(cdata);
+    if (addr == 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "Core: null loop pointer");
     return addr;
 }
@@ -512,50 +519,17 @@ queue_handle(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     return h;
 }
 
-/* What call_soon and call_soon_threadsafe check first: 0 to go on
- * (*context set, borrowed); 1 to leave the call to the Python method (a
- * check that failed with an exception set has it raised instead); -1 with
- * an exception set (a closed loop: RuntimeError, as the Python core). */
+/* `if self._closed: raise RuntimeError(...)`, as every Python method that
+ * schedules begins: 0 when open, -1 with the exception set; 1 when
+ * loop._closed is not in the instance dict (the Python method then raises
+ * its AttributeError). */
 static int
-soon_checks(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-            PyObject **context)
+refuse_closed(CoreObject *self)
 {
-    if (check_alive(self) < 0)
-        return -1;
-    if (nargs < 1 || parse_context(args, nargs, kwnames, context) < 0)
-        return 1;
     int flag = dict_flag(self, s_closed);
-    if (flag < 0)
-        return 1;
-    if (flag == 1) {
+    if (flag == 1)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return -1;
-    }
-    return 0;
-}
-
-/* call_soon(callback, *args, context=None) */
-static PyObject *
-Core_call_soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
-{
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context;
-    int flag = soon_checks(self, args, nargs, kwnames, &context);
-    if (flag < 0)
-        return NULL;
-    if (flag > 0)
-        goto fallback_err;
-    flag = dict_flag(self, s_slow_handles);
-    if (flag != 0)
-        goto fallback_err;
-    flag = get_ready(self);
-    if (flag != 0)
-        goto fallback_err;
-    return queue_handle(self, args, nargs, context);
-fallback_err:
-    if (PyErr_Occurred())
-        return NULL;
-    return call_python(self, self->py_call_soon, args, nargs, kwnames);
+    return flag == -2 ? 1 : flag != 0 ? -1 : 0;
 }
 
 /* Is loop.<name> (instance dict) this core's own bound method `fn`? */
@@ -567,35 +541,61 @@ is_own_method(CoreObject *self, PyObject *name, PyCFunction fn)
         && PyCFunction_GET_FUNCTION(m) == fn;
 }
 
+static PyObject *Core_call_soon(CoreObject *, PyObject *const *, Py_ssize_t, PyObject *);
+
+/* call_soon and call_soon_threadsafe: one body, inlined into each. */
+static inline PyObject *
+soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+     int threadsafe)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (check_alive(self) < 0)
+        return NULL;
+    /* Missing or unknown arguments: the Python method raises its TypeError. */
+    if (nargs < 1 || parse_context(args, nargs, kwnames, &context) < 0)
+        goto python;
+    int flag = refuse_closed(self);
+    if (flag < 0)
+        return NULL;
+    if (flag)
+        goto python;
+    /* Debug mode checks the callback (call_soon_threadsafe; call_soon's
+     * _slow_handles is set then); _slow_handles builds a real Handle; a
+     * call_soon replaced on the instance is what Python's
+     * call_soon_threadsafe calls. */
+    if ((threadsafe && dict_flag(self, s_debug) != 0) || dict_flag(self, s_slow_handles) != 0)
+        goto python;
+    if (threadsafe
+            && !is_own_method(self, s_call_soon, (PyCFunction)(void (*)(void))Core_call_soon))
+        goto python;
+    if (get_ready(self) != 0)
+        goto python;
+    PyObject *h = queue_handle(self, args, nargs, context);
+    if (h != NULL && threadsafe)
+        self->api->wakeup(self->uvl);
+    return h;
+python:
+    /* (A check that failed with an exception raises it.) */
+    if (PyErr_Occurred())
+        return NULL;
+    return call_python(self, threadsafe ? self->py_call_soon_threadsafe : self->py_call_soon,
+                       args, nargs, kwnames);
+}
+
+/* call_soon(callback, *args, context=None) */
+static PyObject *
+Core_call_soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    return soon(self, args, nargsf, kwnames, 0);
+}
+
 /* call_soon_threadsafe(callback, *args, context=None) */
 static PyObject *
 Core_call_soon_threadsafe(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf,
                           PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context;
-    int flag = soon_checks(self, args, nargs, kwnames, &context);
-    if (flag < 0)
-        return NULL;
-    if (flag > 0)
-        goto fallback_err;
-    /* Debug mode checks the callback; _slow_handles builds a real Handle;
-     * a call_soon replaced on the instance is what Python's version calls. */
-    if ((flag = dict_flag(self, s_debug)) != 0 || (flag = dict_flag(self, s_slow_handles)) != 0)
-        goto fallback_err;
-    if (!is_own_method(self, s_call_soon, (PyCFunction)(void (*)(void))Core_call_soon))
-        goto fallback_err;
-    if ((flag = get_ready(self)) != 0)
-        goto fallback_err;
-    PyObject *h = queue_handle(self, args, nargs, context);
-    if (h == NULL)
-        return NULL;
-    self->api->wakeup(self->uvl);
-    return h;
-fallback_err:
-    if (PyErr_Occurred())
-        return NULL;
-    return call_python(self, self->py_call_soon_threadsafe, args, nargs, kwnames);
+    return soon(self, args, nargsf, kwnames, 1);
 }
 
 /* --- the timer heap: heapq's algorithm on the loop's list ----------------
@@ -603,6 +603,19 @@ fallback_err:
  * Same algorithm as heapq.heappush/heappop (so timers with equal deadlines
  * come out in the order stdlib's heap gives), comparing TimerHandles as
  * TimerHandle.__lt__ does (by _when) without a Python frame. */
+
+/* a < b, both held across the comparison (it may run code that drops
+ * them from the heap or from their handle). */
+static int
+held_lt(PyObject *a, PyObject *b)
+{
+    Py_INCREF(a);
+    Py_INCREF(b);
+    int r = PyObject_RichCompareBool(a, b, Py_LT);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    return r;
+}
 
 static int
 timer_lt(PyObject *a, PyObject *b)
@@ -612,20 +625,10 @@ timer_lt(PyObject *a, PyObject *b)
         if (wa != NULL && wb != NULL) {
             if (PyFloat_CheckExact(wa) && PyFloat_CheckExact(wb))
                 return PyFloat_AS_DOUBLE(wa) < PyFloat_AS_DOUBLE(wb);
-            Py_INCREF(wa);
-            Py_INCREF(wb);
-            int r = PyObject_RichCompareBool(wa, wb, Py_LT);
-            Py_DECREF(wa);
-            Py_DECREF(wb);
-            return r;
+            return held_lt(wa, wb);
         }
     }
-    Py_INCREF(a);
-    Py_INCREF(b);
-    int r = PyObject_RichCompareBool(a, b, Py_LT);
-    Py_DECREF(a);
-    Py_DECREF(b);
-    return r;
+    return held_lt(a, b);
 }
 
 static int
@@ -734,13 +737,9 @@ static int
 schedule_timer(CoreObject *self, PyObject *when, PyObject *callback, PyObject *const *rest,
                Py_ssize_t nrest, PyObject *context, PyObject **out)
 {
-    int flag = dict_flag(self, s_closed);
-    if (flag < 0)
-        return -1;
-    if (flag == 1) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return -1;
-    }
+    int flag = refuse_closed(self);
+    if (flag != 0)
+        return flag;
     if ((flag = dict_flag(self, s_debug)) != 0 || (flag = dict_flag(self, s_slow_handles)) != 0)
         return flag < 0 && flag != -2 ? -1 : 1;
     PyObject *heap = dict_get(self, s_scheduled);
@@ -769,72 +768,78 @@ schedule_timer(CoreObject *self, PyObject *when, PyObject *callback, PyObject *c
     return 0;
 }
 
-/* call_at(when, callback, *args, context=None) */
+static PyObject *Core_call_at(CoreObject *, PyObject *const *, Py_ssize_t, PyObject *);
+
+/* loop.time() + x (call_later's deadline, the run loop's end of "due"):
+ * a new reference, or NULL with an exception. */
 static PyObject *
-Core_call_at(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+now_plus(CoreObject *self, PyObject *x)
+{
+    PyObject *now = loop_time(self);
+    if (now == NULL)
+        return NULL;
+    PyObject *sum;
+    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(x))
+        sum = PyFloat_FromDouble(PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(x));
+    else
+        sum = PyNumber_Add(now, x);
+    Py_DECREF(now);
+    return sum;
+}
+
+/* call_at (later == 0: args[0] is the deadline) and call_later (later == 1:
+ * args[0] is the delay): one body, inlined into each. */
+static inline PyObject *
+timer_call(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+           int later)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context, *timer;
+    PyObject *context, *timer, *when;
     if (check_alive(self) < 0)
         return NULL;
-    /* when=None: TypeError (3.11+) or TimerHandle's assertion: Python's. */
+    /* Missing or unknown arguments, and a None delay or deadline (TypeError
+     * on 3.11+, TimerHandle's assertion before): the Python method's error. */
     if (nargs < 2 || args[0] == Py_None || parse_context(args, nargs, kwnames, &context) < 0)
         goto python;
-    int r = schedule_timer(self, args[0], args[1], args + 2, nargs - 2, context, &timer);
+    if (later) {
+        /* Loop.call_later calls self.call_at: only while that is this core's.
+         * In debug mode the Python method reads loop.time() itself. */
+        if (!is_own_method(self, s_call_at, (PyCFunction)(void (*)(void))Core_call_at)
+                || dict_flag(self, s_debug) != 0)
+            goto python;
+        if ((when = now_plus(self, args[0])) == NULL)
+            return NULL;
+    } else {
+        when = Py_NewRef(args[0]);
+    }
+    int r = schedule_timer(self, when, args[1], args + 2, nargs - 2, context, &timer);
+    Py_DECREF(when);
     if (r < 0)
         return NULL;
     if (r == 0)
         return timer;
+    /* r == 1: nothing was scheduled (a _scheduled that is not a list, say):
+     * the Python method does it all. */
 python:
-    return call_python(self, self->py_call_at, args, nargs, kwnames);
+    /* (A check that failed with an exception raises it.) */
+    if (PyErr_Occurred())
+        return NULL;
+    return call_python(self, later ? self->py_call_later : self->py_call_at, args, nargs,
+                       kwnames);
+}
+
+/* call_at(when, callback, *args, context=None) */
+static PyObject *
+Core_call_at(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    return timer_call(self, args, nargsf, kwnames, 0);
 }
 
 /* call_later(delay, callback, *args, context=None) */
 static PyObject *
 Core_call_later(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context, *timer;
-    if (check_alive(self) < 0)
-        return NULL;
-    if (nargs < 2 || args[0] == Py_None || parse_context(args, nargs, kwnames, &context) < 0)
-        goto python;
-    /* Loop.call_later calls self.call_at: only while that is this core's. */
-    if (!is_own_method(self, s_call_at, (PyCFunction)(void (*)(void))Core_call_at)) {
-        if (PyErr_Occurred())
-            return NULL;
-        goto python;
-    }
-    int flag = dict_flag(self, s_debug);
-    if (flag < 0 && flag != -2)
-        return NULL;
-    if (flag != 0)
-        goto python;
-    PyObject *now = loop_time(self);
-    if (now == NULL)
-        return NULL;
-    PyObject *when;
-    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(args[0])) {
-        when = PyFloat_FromDouble(PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(args[0]));
-    } else {
-        when = PyNumber_Add(now, args[0]);
-    }
-    Py_DECREF(now);
-    if (when == NULL)
-        return NULL;
-    int r = schedule_timer(self, when, args[1], args + 2, nargs - 2, context, &timer);
-    if (r == 1) {
-        /* Nothing was scheduled (a _scheduled that is not a list, say): the
-         * Python core does it all. */
-        Py_DECREF(when);
-        goto python;
-    }
-    Py_DECREF(when);
-    if (r < 0)
-        return NULL;
-    return timer;
-python:
-    return call_python(self, self->py_call_later, args, nargs, kwnames);
+    return timer_call(self, args, nargsf, kwnames, 1);
 }
 
 /* --- the run loop ------------------------------------------------------- */
@@ -1032,22 +1037,14 @@ timeout_for(CoreObject *self, PyObject *heap, int64_t *timeout)
 static int
 expire_timers(CoreObject *self, PyObject *heap, PyObject *append)
 {
-    PyObject *now = loop_time(self);
-    if (now == NULL)
+    /* (Held: a patched loop.time() may replace it.  Not in the instance
+     * dict: the attribute look-up finds it, or raises Python's error.) */
+    PyObject *res = Py_XNewRef(dict_get(self, s_clock_resolution));
+    if (res == NULL && (PyErr_Occurred()
+                        || (res = PyObject_GetAttr(self->loop, s_clock_resolution)) == NULL))
         return -1;
-    PyObject *res = dict_get(self, s_clock_resolution);
-    if (res == NULL) {
-        Py_DECREF(now);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_AttributeError, "_clock_resolution");
-        return -1;
-    }
-    PyObject *end;
-    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(res))
-        end = PyFloat_FromDouble(PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(res));
-    else
-        end = PyNumber_Add(now, res);
-    Py_DECREF(now);
+    PyObject *end = now_plus(self, res);
+    Py_DECREF(res);
     if (end == NULL)
         return -1;
     int rc = -1;
@@ -1205,8 +1202,8 @@ run_iteration(CoreObject *self, uint64_t *ran)
     int rc = -1;
     PyObject *heap = NULL, *ready = NULL, *append = NULL, *popleft = NULL, *r;
     int flag = dict_flag(self, s_closed);
-    if (flag < 0)
-        return -1;
+    if (flag < 0)  /* (-2, no loop._closed: the Python core does without it) */
+        return flag == -2 ? 0 : -1;
     if (flag == 1) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
@@ -1473,15 +1470,30 @@ slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *off)
     return 0;
 }
 
+/* The set of the NULL-terminated `names`; NULL with an exception. */
+static PyObject *
+set_of_names(const char *const *names)
+{
+    PyObject *set = PySet_New(NULL);
+    for (; set != NULL && *names; names++) {
+        PyObject *s = PyUnicode_FromString(*names);
+        if (s == NULL || PySet_Add(set, s) < 0)
+            Py_CLEAR(set);
+        Py_XDECREF(s);
+    }
+    return set;
+}
+
 /* The slots Handle and TimerHandle have on CPython 3.9-3.13: the core sets
  * exactly these, so any other layout means no native core. */
 static int
 check_handle_slots(void)
 {
-    static const char *handle_slots[] = {"_callback", "_args", "_cancelled", "_loop",
-                                         "_source_traceback", "_repr", "_context", NULL};
-    static const char *timer_slots[] = {"_scheduled", "_when", NULL};
-    const char **names[] = {handle_slots, timer_slots};
+    static const char *const handle_slots[] = {"_callback", "_args", "_cancelled", "_loop",
+                                               "_source_traceback", "_repr", "_context",
+                                               "__weakref__", NULL};
+    static const char *const timer_slots[] = {"_scheduled", "_when", NULL};
+    const char *const *names[] = {handle_slots, timer_slots};
     PyTypeObject *types[] = {HandleType, TimerHandleType};
     for (int k = 0; k < 2; k++) {
         PyObject *slots = PyDict_GetItemString(types[k]->tp_dict, "__slots__");  /* borrowed */
@@ -1491,36 +1503,10 @@ check_handle_slots(void)
             return -1;
         }
         PyObject *got = PySet_New(slots);
-        if (got == NULL)
-            return -1;
-        PyObject *want = PySet_New(NULL);
-        if (want == NULL) {
-            Py_DECREF(got);
-            return -1;
-        }
-        for (const char **n = names[k]; *n; n++) {
-            PyObject *s = PyUnicode_FromString(*n);
-            if (s == NULL || PySet_Add(want, s) < 0) {
-                Py_XDECREF(s);
-                Py_DECREF(want);
-                Py_DECREF(got);
-                return -1;
-            }
-            Py_DECREF(s);
-        }
-        if (k == 0) {
-            PyObject *wr = PyUnicode_FromString("__weakref__");
-            if (wr == NULL || PySet_Add(want, wr) < 0) {
-                Py_XDECREF(wr);
-                Py_DECREF(want);
-                Py_DECREF(got);
-                return -1;
-            }
-            Py_DECREF(wr);
-        }
-        int eq = PyObject_RichCompareBool(got, want, Py_EQ);
-        Py_DECREF(got);
-        Py_DECREF(want);
+        PyObject *want = got == NULL ? NULL : set_of_names(names[k]);
+        int eq = want == NULL ? -1 : PyObject_RichCompareBool(got, want, Py_EQ);
+        Py_XDECREF(got);
+        Py_XDECREF(want);
         if (eq < 0)
             return -1;
         if (!eq) {
@@ -1532,55 +1518,44 @@ check_handle_slots(void)
     return 0;
 }
 
+/* module.name: a new reference, or NULL with an exception. */
+static PyObject *
+import_attr(const char *module, const char *name)
+{
+    PyObject *m = PyImport_ImportModule(module);
+    if (m == NULL)
+        return NULL;
+    PyObject *v = PyObject_GetAttrString(m, name);
+    Py_DECREF(m);
+    return v;
+}
+
 /* The cffi module's side: its core API table and what Core_init needs to
  * read a LoopCore's pointer. */
 static int
 load_cffi_side(void)
 {
-    int rc = -1;
-    PyObject *ffimod = NULL, *uv = NULL, *lib = NULL, *table = NULL, *hcore = NULL;
-    ffimod = PyImport_ImportModule("uvloop_like._ffi");
-    if (ffimod == NULL)
-        goto done;
-    if ((Ffi = PyObject_GetAttrString(ffimod, "ffi")) == NULL
-            || (UintptrType = PyObject_GetAttrString(ffimod, "UINTPTR")) == NULL
-            || (UvlLoopPtrType = PyObject_GetAttrString(ffimod, "UVL_LOOP_P")) == NULL
-            || (lib = PyObject_GetAttrString(ffimod, "lib")) == NULL)
-        goto done;
-    table = PyObject_CallMethod(lib, "uvl_core_api", NULL);
+    if ((Ffi = import_attr("uvloop_like._ffi", "ffi")) == NULL
+            || (UintptrType = import_attr("uvloop_like._ffi", "UINTPTR")) == NULL
+            || (UvlLoopPtrType = import_attr("uvloop_like._ffi", "UVL_LOOP_P")) == NULL
+            || (LoopCoreType = import_attr("uvloop_like.handles.core", "LoopCore")) == NULL)
+        return -1;
+    PyObject *lib = import_attr("uvloop_like._ffi", "lib");
+    PyObject *table = lib == NULL ? NULL : PyObject_CallMethod(lib, "uvl_core_api", NULL);
+    Py_XDECREF(lib);
     if (table == NULL)
-        goto done;
-    PyObject *i = PyObject_CallMethod(Ffi, "cast", "OO", UintptrType, table);
-    if (i == NULL)
-        goto done;
-    PyObject *n = PyNumber_Long(i);
-    Py_DECREF(i);
-    if (n == NULL)
-        goto done;
-    CoreApi = (const core_api_t *)(uintptr_t)PyLong_AsUnsignedLongLong(n);
-    Py_DECREF(n);
+        return -1;
+    CoreApi = (const core_api_t *)cdata_to_uintptr(table);
+    Py_DECREF(table);
     if (PyErr_Occurred())
-        goto done;
+        return -1;
     if (CoreApi == NULL || CoreApi->abi != CORE_API_ABI
             || CoreApi->size != (int)sizeof(core_api_t)) {
         PyErr_SetString(PyExc_ImportError,
                         "uvloop_like._core does not match the cffi module's core API");
-        goto done;
+        return -1;
     }
-    hcore = PyImport_ImportModule("uvloop_like.handles.core");
-    if (hcore == NULL)
-        goto done;
-    LoopCoreType = PyObject_GetAttrString(hcore, "LoopCore");
-    if (LoopCoreType == NULL)
-        goto done;
-    rc = 0;
-done:
-    Py_XDECREF(ffimod);
-    Py_XDECREF(uv);
-    Py_XDECREF(lib);
-    Py_XDECREF(table);
-    Py_XDECREF(hcore);
-    return rc;
+    return 0;
 }
 
 static struct PyModuleDef core_module = {

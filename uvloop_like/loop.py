@@ -404,7 +404,9 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
                     timer = scheduled[0]
                     if timer._when >= end_time:
                         break
-                    heapq.heappop(scheduled)
+                    # What heappop returns runs, as in stdlib (a comparison
+                    # that reordered the heap makes it another timer).
+                    timer = heapq.heappop(scheduled)
                     timer._scheduled = False
                     ready.append(timer)
 
