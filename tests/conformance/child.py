@@ -116,11 +116,13 @@ class Target:
                 if has_native != (self.core == "native"):
                     raise SystemExit("uvloop_like.core() is %r but a new loop %s the native core"
                                      % (self.core, "has" if has_native else "lacks"))
-                wanted = os.environ.get("UVLOOP_LIKE_CORE", "").strip().lower()
-                if (wanted == "native" and os.environ.get("UVLOOP_LIKE_PURE", "") in ("", "0")
-                        and self.core != "native"):
-                    raise SystemExit("UVLOOP_LIKE_CORE=native, but uvloop_like runs its %s core "
-                                     "(did uvloop_like._core build?)" % self.core)
+                from uvloop_like import _coresel
+
+                if _coresel.wanted() == "native" and self.core != "native":
+                    raise SystemExit("the native core is wanted (the default on CPython), but "
+                                     "uvloop_like runs its %s core (did uvloop_like._core "
+                                     "build?); UVLOOP_LIKE_PURE=1 tests the Python core"
+                                     % self.core)
         finally:
             loop.close()
         self.created = 0
