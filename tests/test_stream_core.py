@@ -79,6 +79,72 @@ def test_buffered_protocol_may_resize_its_buffer(loop, fresh):
     run(loop, main())
 
 
+class _CompactingBuffer(_GrowingBuffer):
+    """buffer_updated() resizes the buffer the read just landed in (a
+    protocol that compacts its buffer there); with ``mixed``, get_buffer()
+    also alternates between one memoryview and a bytearray."""
+
+    def __init__(self, loop, expected, mixed=False):
+        super().__init__(loop, expected)
+        self.mixed = mixed
+        self.view = memoryview(bytearray(50))
+        self.last = None
+
+    def get_buffer(self, sizehint):
+        self.calls += 1
+        if self.mixed and self.calls % 3:
+            self.last = self.view
+        else:
+            self.last = self.buf
+        return self.last
+
+    def buffer_updated(self, nbytes):
+        self.data += self.last[:nbytes]
+        if self.last is self.buf:
+            # BufferError here if the read's export is still held.
+            self.buf[:] = bytearray(16 + self.calls % 5)
+        if len(self.data) >= self.expected and not self.done.done():
+            self.done.set_result(None)
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["bytearray", "mixed"])
+def test_buffered_protocol_may_resize_its_buffer_in_buffer_updated(loop, mixed):
+    payload = bytes(range(256)) * 512   # 128 KiB
+
+    async def main():
+        a, b = socket.socketpair()
+        proto = _CompactingBuffer(loop, len(payload), mixed)
+        tr, _ = await loop.create_unix_connection(lambda: proto, sock=a)
+        b.setblocking(False)
+        await loop.sock_sendall(b, payload)
+        await proto.done
+        assert bytes(proto.data) == payload
+        tr.close()
+        assert await proto.lost is None
+        b.close()
+    run(loop, main())
+
+
+class _NoneBuffer(_GrowingBuffer):
+    def get_buffer(self, sizehint):
+        self.calls += 1
+        return None
+
+
+def test_buffered_protocol_get_buffer_returning_none_is_fatal(loop, exc_handler):
+    async def main():
+        a, b = socket.socketpair()
+        proto = _NoneBuffer(loop, 1)
+        b.sendall(b"data")  # (before: uvloop_like asks for a buffer before the first read)
+        await loop.create_unix_connection(lambda: proto, sock=a)
+        exc = await asyncio.wait_for(proto.lost, 10)
+        assert isinstance(exc, TypeError)
+        assert [type(e) for e in exc_handler.exceptions()] == [TypeError]
+        assert "get_buffer" in exc_handler.calls[0]["message"]
+        b.close()
+    run(loop, main())
+
+
 # --- A11: an exception in a read pipe's data_received -----------------------------
 
 

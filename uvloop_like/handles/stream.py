@@ -29,6 +29,11 @@ def _ignore(*args):
     pass
 
 
+# posted_obj while no buffer is kept exported: nothing a protocol can return
+# (not None, which get_buffer() may return by mistake).
+NOTHING_KEPT = object()
+
+
 _new = ffi.new
 _new_handle = ffi.new_handle
 _from_buffer = ffi.from_buffer
@@ -93,7 +98,8 @@ class StreamHandle(UVHandle):
     is collected, warns ResourceWarning and closes this handle, as
     stdlib's transports are (rule 12)."""
 
-    __slots__ = ("_on_read", "_on_write", "_shutdown_cb", "_on_connection", "_posted", "_posted_obj",
+    __slots__ = ("_on_read", "_on_write", "_shutdown_cb", "_on_connection", "_posted", "posted_obj",
+                 "release_after_read", "repost",
                  "_writes", "queued", "try_write_bytes", "_shutdown_req", "tcp", "_reading", "_owner", "_owner_ref",
                  "_fileobj")
 
@@ -103,8 +109,9 @@ class StreamHandle(UVHandle):
         super().__init__(loop)
         self.tcp = tcp
         self._on_read = self._on_write = self._shutdown_cb = self._on_connection = _ignore
-        self._posted = None   # the cdata keeping the posted buffer alive
-        self._posted_obj = None  # the object it was made from
+        self._posted = None   # the cdata keeping the posted buffer exported
+        self.posted_obj = NOTHING_KEPT  # the object it was made from
+        self.release_after_read = False  # give the export back once a read used it
         self._writes = set()  # WriteRequests libuv has not completed
         self.queued = self._writes  # (the same set, read by the transports' write fast path)
         self._shutdown_req = None  # the uv_shutdown_t libuv points to, until it completes
@@ -121,6 +128,9 @@ class StreamHandle(UVHandle):
         # try_write() of a bytes object, straight to C (no Python frame: the
         # write fast path); a negative status goes to try_write_error().
         self.try_write_bytes = functools.partial(_uvl_try_write, self._ptr)
+        # repost(): post the kept buffer again, when get_buffer() returned
+        # the same object (see post_buffer; None while nothing is kept).
+        self.repost = None
         self._activated()
 
     def set_callbacks(self, on_read=None, on_write=None, on_shutdown=None, on_connection=None):
@@ -206,41 +216,55 @@ class StreamHandle(UVHandle):
 
     def post_buffer(self, buf):
         """Let libuv's next read of this stream land in ``buf`` (writable).
-        The buffer stays exported (pinned) only until that read completes:
-        see ``release_posted``."""
-        if buf is self._posted_obj and self._posted is not None:
-            # The same memoryview as last time (release_posted kept its
-            # export): it cannot have moved, and posted_len still holds.
-            self._ptr.posted = self._posted
+        The buffer stays exported (pinned) until a read has used it (see
+        ``release_posted``), or, for a memoryview, until another buffer is
+        posted (see ``repost``)."""
+        if buf is self.posted_obj:
+            self.repost()
             return
+        if not len(buf):
+            raise RuntimeError("get_buffer() returned an empty buffer")
         if self._posted is not None:
-            _release(self._posted)
-        posted = _from_buffer(CHAR_ARRAY, buf, require_writable=True)
-        self._posted = posted
-        self._posted_obj = buf
+            self.drop_posted()
+        # (require_writable passed by position: as a keyword it costs a dict
+        # and a string per call, and this runs for every read)
+        posted = _from_buffer(CHAR_ARRAY, buf, True)
         ptr = self._ptr
         ptr.posted = posted
         ptr.posted_len = len(posted)
+        self._posted = posted
+        self.posted_obj = buf
+        if type(buf) is memoryview:
+            # Kept across reads (see release_posted): the protocol's next
+            # get_buffer() most likely returns it again; repost() is then a
+            # single store into the C struct, no Python frame (a cffi
+            # function would cost more: every call releases the GIL).
+            self.repost = functools.partial(setattr, ptr, "posted", posted)
+        else:
+            self.release_after_read = True
 
     def release_posted(self):
         """A read used the posted buffer: give its export back at once, so
-        the protocol may resize or replace it (uvloop does the same).
-
-        Except for a memoryview: it cannot be resized, and it already pins
-        the memory it views, so our export changes nothing for the protocol
-        (short of the protocol calling its release()); keeping it lets the
-        common "return the same view" protocol repost it with one store."""
+        the protocol may resize or replace it (uvloop does the same).  The
+        reader calls this only when ``release_after_read`` is set: not for a
+        memoryview, which cannot be resized and already pins the memory it
+        views, so our export changes nothing for the protocol (short of the
+        protocol calling its release()); keeping it lets the common "return
+        the same view" protocol ``repost`` it."""
         posted = self._posted
-        if posted is not None and type(self._posted_obj) is not memoryview:
-            self._posted = self._posted_obj = None
-            _release(posted)
+        self.release_after_read = False
+        self._posted = None
+        self.posted_obj = NOTHING_KEPT
+        _release(posted)
 
     def drop_posted(self):
         """Release the posted buffer's export, whatever it is (a new
         protocol, or the handle closed)."""
         posted = self._posted
         if posted is not None:
-            self._posted = self._posted_obj = None
+            self._posted = self.repost = None
+            self.posted_obj = NOTHING_KEPT
+            self.release_after_read = False
             _release(posted)
 
     def has_posted(self):

@@ -151,10 +151,7 @@ class StreamReading(PausableReading):
     def _post_buffer(self):
         """BufferedProtocol: ask for the buffer the next read lands in."""
         try:
-            buf = self._context.run(self._protocol.get_buffer, -1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            self._handle.post_buffer(buf)
+            self._handle.post_buffer(self._context.run(self._protocol.get_buffer, -1))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -173,9 +170,9 @@ class StreamReading(PausableReading):
         """A read completed: nread bytes (in ``data``, or in the posted
         buffer when data is None), or EOF / an error when nread < 0.
 
-        The two common cases are handled inline (a frame less per read);
+        The two common cases are handled inline (frames less per read);
         their guard is the same as _call_protocol's."""
-        if data is None and nread > 0:
+        if data is None and nread > 0 and self._handle.release_after_read:
             # The read used the posted buffer: unpin it before any protocol
             # code runs, so get_buffer() may resize or replace it.
             self._handle.release_posted()
@@ -203,14 +200,24 @@ class StreamReading(PausableReading):
                 run = self._context.run
                 try:
                     run(protocol.buffer_updated, nread)
-                    if not self._reading or self._closing:
-                        return
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
                     self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
                     return
-                self._post_buffer()
+                if not self._reading or self._closing:
+                    return
+                try:
+                    buf = run(protocol.get_buffer, -1)
+                    handle = self._handle
+                    if buf is handle.posted_obj:
+                        handle.repost()  # the same memoryview: one C call
+                    else:
+                        handle.post_buffer(buf)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
                 return
         self._deliver(nread, data)
 

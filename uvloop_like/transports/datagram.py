@@ -347,9 +347,12 @@ class UDPTransport(_DatagramTransportBase):
         return sa
 
     def sendto(self, data, addr=None):
-        addr = self._send_target(data, addr)
-        if addr is _NOTHING:
-            return
+        if type(data) is not bytes or not data or self._address:
+            # (_send_target returns addr itself for a non-empty bytes datagram
+            # on an endpoint with no remote address: the hot path skips it)
+            addr = self._send_target(data, addr)
+            if addr is _NOTHING:
+                return
         if self._conn_lost and (self._address or self._handle.closed):
             if self._conn_lost >= _LOG_THRESHOLD:
                 logger.warning("socket.send() raised exception.")

@@ -150,8 +150,9 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
 
     def write(self, data):
         # The hot path: each check a field test, one C call for the write.
-        if type(data) is not bytes:
-            data = write_data(data)
+        kind = type(data)
+        if kind is not bytes and kind is not bytearray and (kind is not memoryview or data.nbytes != len(data)):
+            data = write_data(data)  # (a bytearray or flat byte view: what it returns; no frame)
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._empty_waiter is not None:
@@ -163,7 +164,7 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         handle = self._handle
         if not handle.queued:
             try:
-                if type(data) is bytes:
+                if kind is bytes:
                     n = handle.try_write_bytes(data, len(data))
                     if n < 0:
                         n = handle.try_write_error(n)
