@@ -116,13 +116,26 @@ def test_named_loop_method_exists(method):
     )
 
 
-# The README's "run B" columns are the checked-in benchmark run the docs site plots
-# (docs/bench/bench-run.json): a new run must update both.
-_README_ROWS = {"core": "| loop core", "stream": "| TCP and unix echo", "http": "| HTTP", "udp": "| UDP",
-                "subprocess": "| subprocesses", "tls": "| TLS"}
+# The README's wall-clock table comes from the run checked in as
+# docs/bench/bench-cores-run.json (python -m bench --json, both cores beside
+# stdlib and uvloop): a new run must update both.  Each row: its first cell's
+# start -> the workloads whose ratios it shows ("a / b" cells: one per workload).
+_README_CORES_RUN = os.path.join(ROOT, "docs", "bench", "bench-cores-run.json")
+_README_ROWS = {
+    "| loop core (9), geometric mean": "core",
+    "| `call_soon` chain / batch": ["call_soon_chain", "call_soon_batch"],
+    "| `call_later` timers": ["call_later_timers"],
+    "| `create_task` + await": ["task_await"],
+    "| creating and closing a loop": ["loop_lifecycle"],
+    "| TCP echo Protocol 1 KiB / streams 1 KiB": ["echo_tcp_protocol_1k", "echo_tcp_streams_1k"],
+    "| unix echo Protocol 1 KiB": ["echo_unix_protocol_1k"],
+    "| UDP echo, 256 B datagrams": ["udp_echo_256"],
+    "| aiohttp hello": ["aiohttp_hello"],
+}
 
 
-def test_readme_benchmark_figures_match_the_plotted_run():
+def test_readme_benchmark_figures_match_the_checked_in_run():
+    import statistics
     import sys
 
     sys.path.insert(0, os.path.join(ROOT, "docs"))
@@ -130,17 +143,31 @@ def test_readme_benchmark_figures_match_the_plotted_run():
         import gen_plots
     finally:
         sys.path.pop(0)
-    means = gen_plots.group_means(gen_plots.load(gen_plots.DEFAULT_JSON))
-    assert set(means) == set(_README_ROWS)
+    data = gen_plots.load(_README_CORES_RUN)
+    runs = data["runs"]
+
+    def ratio(names, a, b):
+        def one(n):
+            return statistics.median(runs[n][a]) / statistics.median(runs[n][b])
+        return " / ".join("%.2fx" % one(n) for n in names)
+
     lines = _read(os.path.join(ROOT, "README.md")).splitlines()
-    for group, prefix in _README_ROWS.items():
+    for prefix, names in _README_ROWS.items():
         row = [ln for ln in lines if ln.startswith(prefix)]
-        assert len(row) == 1, (group, row)
+        assert len(row) == 1, (prefix, row)
         cells = [c.strip() for c in row[0].strip("|").split("|")]
-        like, uv = means[group]["uvloop_like"], means[group]["uvloop"]
-        # | workloads | vs stdlib A | vs stdlib B | vs uvloop A | vs uvloop B |
-        assert cells[2] == "%.2fx" % like, (group, cells)
-        assert cells[4] == "%.2fx" % (like / uv), (group, cells)
+        if names == "core":
+            core = dict(gen_plots.grouped(data))["core"]
+            assert len(core) == 9
+            expected = ["%.2fx" % gen_plots.geomean([statistics.median(runs[n][a]) / statistics.median(runs[n][b])
+                                                     for n in core])
+                        for a, b in (("uvloop_like", "stdlib"), ("uvloop_like", "uvloop"),
+                                     ("uvloop_like_py", "stdlib"))]
+        else:
+            expected = [ratio(names, "uvloop_like", "stdlib"), ratio(names, "uvloop_like", "uvloop"),
+                        ratio(names, "uvloop_like_py", "stdlib")]
+        # | workloads | native / stdlib | native / uvloop | Python core / stdlib |
+        assert cells[1:] == expected, (prefix, cells)
 
 
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
