@@ -1124,9 +1124,7 @@ hook_set(CoreObject *self)
 static int
 report_if_slow(CoreObject *self, PyObject *h, double dt)
 {
-    int set = hook_set(self);
-    if (set <= 0)
-        return set;
+    /* The threshold first: a fast callback costs one look-up. */
     PyObject *thr = dict_get(self, s_slow_hook_threshold);
     if (thr == NULL)
         return PyErr_Occurred() ? -1 : 0;
@@ -1142,6 +1140,9 @@ report_if_slow(CoreObject *self, PyObject *h, double dt)
     }
     if (!(dt >= threshold))
         return 0;
+    int set = hook_set(self);
+    if (set <= 0)
+        return set;
     PyObject *seconds = PyFloat_FromDouble(dt);
     if (seconds == NULL)
         return -1;
