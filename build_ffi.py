@@ -206,6 +206,7 @@ uint64_t uvl_stats_busy_now(uvl_loop_t *l);
 
 int uvl_poll_start(uv_poll_t *handle, int events);
 void uvl_close(uv_handle_t *handle);
+int uvl_fileno(uv_handle_t *handle);
 
 int uvl_tcp_init(uv_loop_t *loop, uvl_stream_t *s);
 int uvl_pipe_init(uv_loop_t *loop, uvl_stream_t *s, int ipc);
@@ -222,7 +223,6 @@ int uvl_shutdown(uv_shutdown_t *req, uvl_stream_t *s);
 int uvl_listen(uvl_stream_t *s, int backlog);
 int uvl_accept(uvl_stream_t *server, uvl_stream_t *client);
 size_t uvl_write_queue_size(uvl_stream_t *s);
-int uvl_stream_fileno(uvl_stream_t *s);
 
 int uvl_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req,
                     const char *node, const char *service,
@@ -291,7 +291,6 @@ int uvl_udp_recv_stop(uvl_udp_t *u);
 int uvl_udp_try_send(uvl_udp_t *u, const char *data, size_t len, const char *addr);
 int uvl_udp_send(uv_udp_send_t *req, uvl_udp_t *u, const char *data, size_t len,
                  const char *addr);
-int uvl_udp_fileno(uvl_udp_t *u);
 int uvl_udp_sockaddr(int family, const char *host, int port, unsigned int flowinfo,
                      unsigned int scope_id, char *out);
 int uvl_udp_addr_parts(const char *sa, char *host, size_t hostlen, int *port,

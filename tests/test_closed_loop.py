@@ -203,7 +203,7 @@ expect_closed("stream.set_nodelay", stream.set_nodelay, True)
 expect_closed("server.listen", server.listen, 10)
 expect_closed("server.accept", server.accept, stream)
 expect_closed("pipe.read_start", pipe.read_start)
-expect_closed("udp.recv_start", udp.recv_start)
+expect_closed("udp.read_start", udp.read_start)
 expect_closed("udp.send", udp.send, b"x", sockaddr(socket.AF_INET, b"127.0.0.1", 9))
 # These two return a status (the transport converts it).
 n = udp.try_send(bytearray(b"x"), sockaddr(socket.AF_INET, b"127.0.0.1", 9))
@@ -218,7 +218,7 @@ req.cancel()
 for h in (stream, pipe, udp, poll):
     h.close()
 stream.read_stop()
-udp.recv_stop()
+udp.read_stop()
 if stream.fileno() != -1 or udp.fileno() != -1:
     results.append("fileno of a closed loop's handle")
 

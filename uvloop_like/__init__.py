@@ -13,8 +13,7 @@ from asyncio import events as _events
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, TypeVar
 
 from ._coresel import core
-from ._ffi import ffi as _ffi
-from ._ffi import lib as _lib
+from .handles.core import libuv_version as _libuv_version
 from .loop import Loop
 from .stats import LoopStats
 
@@ -24,7 +23,7 @@ __all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run", "libuv
 
 def libuv_version() -> str:
     """The version of the libuv linked into uvloop_like, e.g. "1.52.1"."""
-    version: str = _ffi.string(_lib.uv_version_string()).decode("ascii")
+    version: str = _libuv_version()
     return version
 
 

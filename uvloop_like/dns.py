@@ -12,20 +12,9 @@ import socket
 import struct
 
 from . import _compat
+from ._futures import settler
+from .errors import gaierror
 from .handles.dns import GetAddrInfoRequest, GetNameInfoRequest
-
-
-def _completer(loop, fut):
-    """The request callback: settle ``fut`` with a result or an exception,
-    unless the loop closed or the caller gave up meanwhile."""
-    def done(result):
-        if loop.is_closed() or fut.done():
-            return
-        if isinstance(result, BaseException):
-            fut.set_exception(result)
-        else:
-            fut.set_result(result)
-    return done
 
 
 def _int_arg(value):
@@ -94,12 +83,6 @@ def _encode_port(port):
 _UV_HOST_MAX = 255  # uv_getaddrinfo's hostname buffer is 256 bytes with the NUL
 
 
-def _gaierror(code):
-    from ._ffi import ffi, lib
-
-    return socket.gaierror(code, ffi.string(lib.gai_strerror(code)).decode())
-
-
 async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
     # stdlib's run_in_executor() refuses a closed loop before the arguments
     # are looked at.
@@ -111,7 +94,7 @@ async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
     proto = _int_arg(proto)
     flags = _int_arg(flags)
     if bhost is None and bport is None:
-        raise _gaierror(socket.EAI_NONAME)
+        raise gaierror(socket.EAI_NONAME)
     if (bhost == b"" or b"\0" in (bhost or b"") or b"\0" in (bport or b"")
             or (bhost is not None and (len(bhost) > _UV_HOST_MAX or not bhost.isascii()))):
         # Edge cases libuv's own hostname handling treats differently from the
@@ -122,7 +105,7 @@ async def getaddrinfo(loop, host, port, family=0, type=0, proto=0, flags=0):
         return await loop.run_in_executor(None, socket.getaddrinfo, host, port,
                                           family, type, proto, flags)
     fut = loop.create_future()
-    done = _completer(loop, fut)
+    done = settler(loop, fut)
 
     req = GetAddrInfoRequest(loop, bhost, bport, family, type, proto, flags, done)
     try:
@@ -163,7 +146,7 @@ async def getnameinfo(loop, sockaddr, flags=0):
         # the same result or the same exception.
         return await loop.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
     fut = loop.create_future()
-    done = _completer(loop, fut)
+    done = settler(loop, fut)
 
     req = GetNameInfoRequest(loop, family, sockaddr[0].encode("ascii"), port, flowinfo, scope_id,
                              flags, done)

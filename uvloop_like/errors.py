@@ -37,6 +37,12 @@ def uv_err_name(status: int) -> str:
     return name
 
 
+def gaierror(eai: int) -> socket.gaierror:
+    """socket.gaierror for the platform's EAI_* code ``eai``, with its
+    gai_strerror() text, as socket.getaddrinfo raises it."""
+    return socket.gaierror(eai, ffi.string(lib.gai_strerror(eai)).decode())
+
+
 def convert_error(status: int) -> BaseException:
     """Return the exception CPython raises for a negative libuv status.
 
@@ -55,7 +61,7 @@ def convert_error(status: int) -> BaseException:
             return socket.gaierror(status, ffi.string(lib.uv_strerror(status)).decode())
         if name == "EAI_SYSTEM":  # pragma: no cover - libuv maps these to errno codes
             return OSError(status, os.strerror(-status))
-        return socket.gaierror(eai, ffi.string(lib.gai_strerror(eai)).decode())
+        return gaierror(eai)
     if name == "ECANCELED":
         import asyncio
 

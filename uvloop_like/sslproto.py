@@ -375,6 +375,11 @@ class SSLProtocol(_protocols.BufferedProtocol):
 
     def buffer_updated(self, nbytes):
         self._incoming.write(self._cipher_buffer[:nbytes])
+        self._step()
+
+    def _step(self):
+        """Run the current state's work over the ciphertext that has arrived
+        (and the application's reads it may now satisfy)."""
         state = self._state
         if state is TLSState.WRAPPED:
             self._do_read()
@@ -788,15 +793,9 @@ class SSLProtocol(_protocols.BufferedProtocol):
             self._loop.call_soon(self._resume)
 
     def _resume(self):
-        state = self._state
-        if self._app_reading_paused:
-            return
-        if state is TLSState.WRAPPED:
-            self._do_read()
-        elif state is TLSState.FLUSHING:
-            self._do_flush()
-        elif state is TLSState.SHUTDOWN:
-            self._do_shutdown()
+        # (the handshake goes on by itself: resuming the app changes nothing)
+        if not self._app_reading_paused and self._state is not TLSState.HANDSHAKING:
+            self._step()
 
     def _control_ssl_reading(self):
         size = self._incoming.pending

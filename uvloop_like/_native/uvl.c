@@ -298,6 +298,17 @@ static int uvl_poll_start(uv_poll_t *handle, int events)
     return uv_poll_start(handle, events, uvl_poll_cb);
 }
 
+/* The descriptor of any handle that has one (a stream, a UDP socket, a
+ * poll), or a libuv error (UV_EBADF: none, or closed). */
+static int uvl_fileno(uv_handle_t *handle)
+{
+    uv_os_fd_t fd;
+    int r;
+    UVL_CHECK_HANDLE(handle);
+    r = uv_fileno(handle, &fd);
+    return r < 0 ? r : (int)fd;
+}
+
 static void uvl_close(uv_handle_t *handle)
 {
     if (uvl_loop_check(handle->loop) != 0)
@@ -575,13 +586,6 @@ static size_t uvl_write_queue_size(uvl_stream_t *s)
     return s->u.stream.write_queue_size;
 }
 
-static int uvl_stream_fileno(uvl_stream_t *s)
-{
-    UVL_CHECK_HANDLE(s);
-    uv_os_fd_t fd;
-    int r = uv_fileno(&s->u.handle, &fd);
-    return r < 0 ? r : (int)fd;
-}
 
 
 /* ---- process ---- (uv_spawn; handles/process.py) ------------------------ */
@@ -1061,13 +1065,6 @@ static int uvl_udp_send(uv_udp_send_t *req, uvl_udp_t *u, const char *data, size
     return r;
 }
 
-static int uvl_udp_fileno(uvl_udp_t *u)
-{
-    UVL_CHECK_HANDLE(u);
-    uv_os_fd_t fd;
-    int r = uv_fileno((uv_handle_t *)&u->udp, &fd);
-    return r < 0 ? r : (int)fd;
-}
 
 /* Fills out (UVL_UDP_HEADER bytes) with the sockaddr of a numeric address,
  * as the socket module builds it: "" is the any address, "<broadcast>" the

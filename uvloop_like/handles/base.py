@@ -73,6 +73,11 @@ class UVHandle:
         # not read after the close callback.
         self._data = None
 
+    def fileno(self):
+        """The descriptor libuv owns for this handle, or -1 (none, or closed)."""
+        fd = lib.uvl_fileno(ffi.cast(HANDLE_P, self._ptr))
+        return fd if fd >= 0 else -1
+
     def _on_poll(self, status, events):  # pragma: no cover - only polls get these
         raise RuntimeError("%r got a poll event" % (self,))
 

@@ -31,6 +31,11 @@ EV_EXIT = lib.UVL_EV_EXIT
 _leaked = []
 
 
+def libuv_version():
+    """The linked libuv's version string, e.g. "1.52.1"."""
+    return ffi.string(lib.uv_version_string()).decode("ascii")
+
+
 def run_arg(timeout_ms, ran):
     """LoopCore.run's argument for a wait of at most timeout_ms (-1: no limit,
     0: none) after an iteration that ran ``ran`` handles (uvl_run_counted)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from .._ffi import CHAR_ARRAY, FS_P, REQ_P, SENDFILE_P, UINT64_P, UNLINK_IF_P, ffi, lib
+from .._futures import settler
 from ..errors import convert_error
 from .base import check_open
 from .dns import _Request as _PoolRequest
@@ -202,17 +203,7 @@ class SendfileRequest:
 
 def _to_future(loop, cls, args):
     fut = loop.create_future()
-
-    def done(result):
-        # The awaiting coroutine may be gone (cancelled), or the loop closed.
-        if fut.done() or loop.is_closed():
-            return
-        if isinstance(result, BaseException):
-            fut.set_exception(result)
-        else:
-            fut.set_result(result)
-
-    cls(loop, *args, done)
+    cls(loop, *args, settler(loop, fut))
     return fut
 
 

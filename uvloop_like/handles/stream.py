@@ -196,10 +196,6 @@ class StreamHandle(UVHandle):
         if status < 0:
             raise convert_error(status)
 
-    def fileno(self):
-        fd = lib.uvl_stream_fileno(self._ptr)
-        return fd if fd >= 0 else -1
-
     def set_nodelay(self, enable):
         if self.tcp:
             status = lib.uvl_tcp_nodelay(self._ptr, 1 if enable else 0)

@@ -104,16 +104,12 @@ class UDPHandle(UVHandle):
         if status < 0:
             raise convert_error(status)
 
-    def fileno(self):
-        fd = lib.uvl_udp_fileno(self._ptr)
-        return fd if fd >= 0 else -1
-
-    def recv_start(self):
+    def read_start(self):
         status = lib.uvl_udp_recv_start(self._ptr)
         if status < 0:
             raise convert_error(status)
 
-    def recv_stop(self):
+    def read_stop(self):
         if self._state == UVHandle.ACTIVE:
             lib.uvl_udp_recv_stop(self._ptr)
 

@@ -17,11 +17,14 @@ import functools
 import logging
 import os
 import socket
+from asyncio import constants as _constants
 
 from ..errors import convert_error
 from ..handles.stream import UV_EOF
 
 logger = logging.getLogger("asyncio")
+
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = getattr(_constants, "LOG_THRESHOLD_FOR_CONNLOST_WRITES", 5)
 
 FAILED = object()  # what StreamReading._call_protocol returns when the callback raised
 
@@ -52,6 +55,20 @@ def write_data(data):
     raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
 
 
+def transport_repr(transport, closed, fd, *state):
+    """asyncio's transport repr, ``<Class closed|closing fd=N state...>``:
+    ``state`` (strings) shows only while the transport is not closed."""
+    info = [type(transport).__name__]
+    if closed:
+        info.append("closed")
+    elif transport._closing:
+        info.append("closing")
+    info.append(f"fd={fd}")
+    if not closed:
+        info.extend(state)
+    return "<{}>".format(" ".join(info))
+
+
 class TransportErrors:
     _fatal_message = "Fatal error on transport"
 
@@ -76,6 +93,40 @@ class TransportErrors:
 
     def abort(self):
         self._force_close(None)
+
+    def _write_after_lost(self, message="socket.send() raised exception."):
+        """A write after the connection was lost: dropped and counted, with
+        a warning from the threshold-th such write on, as stdlib's."""
+        if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning(message)
+        self._conn_lost += 1
+
+
+class HandleReading:
+    """Starting and stopping libuv's reads of the transport's one handle
+    (a stream, or a UDP socket: both have read_start/read_stop).  The
+    transport provides ``_handle``, ``_closing``, ``_reading`` and
+    ``_read_error_message``; ``_ready_to_read()`` may refuse a start."""
+
+    _read_error_message = "Fatal read error on socket transport"
+
+    def _ready_to_read(self):
+        return True
+
+    def _start_reading(self):
+        if self._closing or self._reading or self._handle.closed or not self._ready_to_read():
+            return
+        try:
+            self._handle.read_start()
+        except OSError as exc:
+            self._fatal_error(exc, self._read_error_message)
+            return
+        self._reading = True
+
+    def _stop_reading(self):
+        if self._reading:
+            self._reading = False
+            self._handle.read_stop()
 
 
 class PausableReading:
@@ -103,7 +154,7 @@ class PausableReading:
 
 
 
-class StreamReading(PausableReading):
+class StreamReading(HandleReading, PausableReading):
     """The read half every libuv stream transport shares (TCP, unix sockets,
     read pipes): the one guard around protocol callbacks, the read path
     chosen once in set_protocol (data_received, or get_buffer/buffer_updated
@@ -114,8 +165,6 @@ class StreamReading(PausableReading):
     ``_context`` (contextvars.Context the protocol runs in), ``_closing``,
     ``_paused``, ``_reading``, ``_held``, ``_buffered``, ``_on_eof()``
     and ``_read_error_message``."""
-
-    _read_error_message = "Fatal read error on socket transport"
 
     def _call_protocol(self, callback, *args):
         """Run one protocol callback in the protocol's context; return its
@@ -131,22 +180,11 @@ class StreamReading(PausableReading):
             self._fatal_error(exc, f"Fatal error: protocol.{name}() call failed.")
             return FAILED
 
-    def _start_reading(self):
-        if self._closing or self._paused or self._reading or self._handle.closed:
-            return
-        try:
-            if self._buffered and not self._handle.has_posted() and not self._post_buffer():
-                return
-            self._handle.read_start()
-        except OSError as exc:
-            self._fatal_error(exc, self._read_error_message)
-            return
-        self._reading = True
-
-    def _stop_reading(self):
-        if self._reading:
-            self._reading = False
-            self._handle.read_stop()
+    def _ready_to_read(self):
+        """Not while paused; a BufferedProtocol needs a posted buffer first."""
+        if self._paused:
+            return False
+        return not self._buffered or self._handle.has_posted() or self._post_buffer()
 
     def _post_buffer(self):
         """BufferedProtocol: ask for the buffer the next read lands in."""

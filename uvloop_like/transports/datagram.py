@@ -43,14 +43,9 @@ from .. import _compat
 from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.udp import NO_ADDRESS, UV_EAGAIN, UV_ECANCELED, UDPHandle, address, sockaddr
-from .base import TransportErrors
+from .base import HandleReading, TransportErrors, transport_repr
 
 logger = logging.getLogger("asyncio")
-
-try:
-    from asyncio.constants import LOG_THRESHOLD_FOR_CONNLOST_WRITES as _LOG_THRESHOLD
-except ImportError:  # pragma: no cover
-    _LOG_THRESHOLD = 5
 
 _MAX_SIZE = 256 * 1024       # as stdlib's max_size: a unix datagram can be this large
 _READS_PER_WAKEUP = 32       # datagrams taken per readiness event (libuv's uv_udp takes 32)
@@ -105,15 +100,7 @@ class _DatagramTransportBase(TransportErrors, _transports._FlowControlMixin, _tr
             loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self):
-        info = [self.__class__.__name__]
-        if self._sock is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
-        if self._sock is not None:
-            info.append(f"write=<bufsize={self._buffer_size}>")
-        return "<{}>".format(" ".join(info))
+        return transport_repr(self, self._sock is None, self._sock_fd, f"write=<bufsize={self._buffer_size}>")
 
     def __del__(self, _warn=warnings.warn):
         if getattr(self, "_sock", None) is not None:
@@ -176,7 +163,7 @@ class _DatagramTransportBase(TransportErrors, _transports._FlowControlMixin, _tr
             self._protocol = None
 
 
-class UDPTransport(_DatagramTransportBase):
+class UDPTransport(HandleReading, _DatagramTransportBase):
     """A UDP socket (IPv4 or IPv6) owned by libuv (see module doc)."""
 
     def __init__(self, loop, handle, sock, protocol, address=None, waiter=None, extra=None):
@@ -206,20 +193,7 @@ class UDPTransport(_DatagramTransportBase):
 
     # --- receiving -----------------------------------------------------------
 
-    def _start_reading(self):
-        if self._closing or self._reading or self._handle.closed:
-            return
-        try:
-            self._handle.recv_start()
-        except OSError as exc:
-            self._fatal_error(exc, "Fatal read error on datagram transport")
-            return
-        self._reading = True
-
-    def _stop_reading(self):
-        if self._reading:
-            self._reading = False
-            self._handle.recv_stop()
+    _read_error_message = "Fatal read error on datagram transport"
 
     def _on_recv(self, data, sa):
         """A datagram (bytes) from the sockaddr ``sa`` (bytes); or, with
@@ -354,9 +328,7 @@ class UDPTransport(_DatagramTransportBase):
             if addr is _NOTHING:
                 return
         if self._conn_lost and (self._address or self._handle.closed):
-            if self._conn_lost >= _LOG_THRESHOLD:
-                logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+            self._write_after_lost()
             return
         if self._connected:
             sa = NO_ADDRESS
@@ -501,9 +473,7 @@ class UnixDatagramTransport(_DatagramTransportBase):
         if addr is _NOTHING:
             return
         if self._conn_lost and self._address:
-            if self._conn_lost >= _LOG_THRESHOLD:
-                logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+            self._write_after_lost()
             return
         if not self._buffer:
             try:

@@ -29,14 +29,9 @@ from asyncio import transports as _transports
 from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, StreamHandle
-from .base import StreamReading, TransportErrors, owned_data, write_data
+from .base import StreamReading, TransportErrors, owned_data, transport_repr, write_data
 
 logger = logging.getLogger("asyncio")
-
-try:
-    from asyncio.constants import LOG_THRESHOLD_FOR_CONNLOST_WRITES as _LOG_THRESHOLD
-except ImportError:  # pragma: no cover
-    _LOG_THRESHOLD = 5
 
 try:
     import select as _select
@@ -125,17 +120,9 @@ class _PipeTransportBase(TransportErrors):
         return is_socket or is_fifo
 
     def __repr__(self):
-        info = [self.__class__.__name__]
-        if self._pipe is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._fileno}")
-        if self._pipe is not None:
-            # As stdlib's pipe transports once their loop is closed (CPython's
-            # test_unclosed_pipe_transport checks for it).
-            info.append("open")
-        return "<{}>".format(" ".join(info))
+        # "open": as stdlib's pipe transports once their loop is closed
+        # (CPython's test_unclosed_pipe_transport checks for it).
+        return transport_repr(self, self._pipe is None, self._fileno, "open")
 
     def set_protocol(self, protocol):
         self._protocol = protocol
@@ -270,9 +257,7 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
         if not data:
             return
         if self._conn_lost or self._closing:
-            if self._conn_lost >= _LOG_THRESHOLD:
-                logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
-            self._conn_lost += 1
+            self._write_after_lost("pipe closed by peer or os.write(pipe, data) raised exception.")
             return
         try:
             if not self._write_buffer_size:

@@ -23,11 +23,18 @@ from .. import _compat
 from .._futures import set_result_unless_cancelled
 from ..errors import convert_error
 from ..handles.stream import UV_ECANCELED, StreamHandle
-from .base import FAILED, DescriptorSocket, StreamReading, TransportErrors, owned_data, write_data
+from .base import (
+    FAILED,
+    DescriptorSocket,
+    StreamReading,
+    TransportErrors,
+    owned_data,
+    transport_repr,
+    write_data,
+)
 
 logger = logging.getLogger("asyncio")
 
-_LOG_THRESHOLD_FOR_CONNLOST_WRITES = getattr(_constants, "LOG_THRESHOLD_FOR_CONNLOST_WRITES", 5)
 try:
     _SENDFILE_TRY_NATIVE = _constants._SendfileMode.TRY_NATIVE
 except AttributeError:  # pragma: no cover
@@ -79,16 +86,9 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
             loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self):
-        info = [self.__class__.__name__]
-        if self._handle is None or self._handle.closed:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._fd}")
-        if self._handle is not None and not self._handle.closed:
-            info.append("read=polling" if self._reading else "read=idle")
-            info.append(f"write=<bufsize={self._write_buffer_size}>")
-        return "<{}>".format(" ".join(info))
+        return transport_repr(self, self._handle is None or self._handle.closed, self._fd,
+                              "read=polling" if self._reading else "read=idle",
+                              f"write=<bufsize={self._write_buffer_size}>")
 
     def __del__(self, _warn=warnings.warn):
         if self._handle is not None and not self._closing and not self._handle.closed:
@@ -142,9 +142,7 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         if self._empty_waiter is not None:
             raise RuntimeError("unable to write; sendfile is in progress")
         if self._conn_lost:
-            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+            self._write_after_lost()
             return False
         return True
 
