@@ -31,7 +31,7 @@ EV_EXIT = lib.UVL_EV_EXIT
 _leaked = []
 
 
-def libuv_version():
+def libuv_version() -> str:
     """The linked libuv's version string, e.g. "1.52.1"."""
     return ffi.string(lib.uv_version_string()).decode("ascii")
 
