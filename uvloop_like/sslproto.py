@@ -683,10 +683,7 @@ class SSLProtocol(_protocols.BufferedProtocol):
             return
         try:
             if not self._app_reading_paused:
-                if self._app_is_buffered:
-                    self._read_into_app_buffer()
-                else:
-                    self._read_and_deliver()
+                self._read_and_deliver()
                 if self._write_backlog:
                     self._do_write()
                 elif self._outgoing.pending:
@@ -697,26 +694,36 @@ class SSLProtocol(_protocols.BufferedProtocol):
             self._fatal_error(exc, "Fatal error on SSL protocol")
 
     def _read_and_deliver(self):
-        """Decrypt into our buffer, hand over exact-size bytes, repeat
-        until the BIO is empty, the app pauses, or the connection ends."""
-        # One buffer per loop: its content is copied out before the app runs
-        # (which may re-enter here), and the loop runs one callback at a time.
-        buf = getattr(self._loop, "_tls_plaintext_buffer", None)
-        if buf is None:
-            buf = memoryview(bytearray(_PLAINTEXT_BUFFER_SIZE))
-            try:
-                self._loop._tls_plaintext_buffer = buf
-            except AttributeError:
-                pass  # a loop with __slots__: per-call buffer
-        size = len(buf)
+        """Decrypt into a buffer and hand it to the app, repeat until the BIO
+        is empty, the app pauses, or the connection ends.  The buffer: a
+        BufferedProtocol app's own, from its get_buffer() (no copy); else
+        ours, handed over as exact-size bytes."""
+        app_buffered = self._app_is_buffered
+        if not app_buffered:
+            # One buffer per loop: its content is copied out before the app
+            # runs (which may re-enter here), and the loop runs one callback
+            # at a time.
+            buf = getattr(self._loop, "_tls_plaintext_buffer", None)
+            if buf is None:
+                buf = memoryview(bytearray(_PLAINTEXT_BUFFER_SIZE))
+                try:
+                    self._loop._tls_plaintext_buffer = buf
+                except AttributeError:
+                    pass  # a loop with __slots__: per-call buffer
+            size = len(buf)
         read = self._sslobj_read
         incoming = self._incoming
         while True:
+            if app_buffered:
+                buf = self._app_protocol.get_buffer(incoming.pending or -1)
+                size = len(buf)
+                if not size:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
             offset = 0
             closed = False
             try:
                 while offset < size:
-                    count = read(size - offset, buf[offset:]) if offset else read(size, buf)
+                    count = read(size - offset, memoryview(buf)[offset:]) if offset else read(size, buf)
                     if not count:
                         closed = True
                         break
@@ -729,42 +736,14 @@ class SSLProtocol(_protocols.BufferedProtocol):
             except _AGAIN:
                 pass
             if offset:
-                self._app_protocol.data_received(buf[:offset].tobytes())
+                if app_buffered:
+                    self._app_protocol.buffer_updated(offset)
+                else:
+                    self._app_protocol.data_received(buf[:offset].tobytes())
             if closed:
                 self._on_close_notify()
                 return
             if (offset < size or self._app_reading_paused
-                    or (self._state is not TLSState.WRAPPED and self._state is not TLSState.FLUSHING)):
-                return
-
-    def _read_into_app_buffer(self):
-        """BufferedProtocol app: decrypt straight into its get_buffer()."""
-        read = self._sslobj_read
-        incoming = self._incoming
-        while True:
-            buf = self._app_protocol.get_buffer(self._incoming.pending or -1)
-            wants = len(buf)
-            if not wants:
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            offset = 0
-            closed = False
-            try:
-                while offset < wants:
-                    count = read(wants - offset, memoryview(buf)[offset:]) if offset else read(wants, buf)
-                    if not count:
-                        closed = True
-                        break
-                    offset += count
-                    if not incoming.pending:
-                        break  # nothing left to decrypt (see _read_and_deliver)
-            except _AGAIN:
-                pass
-            if offset:
-                self._app_protocol.buffer_updated(offset)
-            if closed:
-                self._on_close_notify()
-                return
-            if (offset < wants or self._app_reading_paused
                     or (self._state is not TLSState.WRAPPED and self._state is not TLSState.FLUSHING)):
                 return
 
