@@ -87,12 +87,21 @@ except (fetch_libuv.FetchError, OSError) as exc:
 # The optional native core (uvloop_like/_core.c, issue 9): CPython only, and
 # optional: if it fails to compile, the package installs and runs on the
 # Python core.
+# A sanitizer build (make sanitize: UVLOOP_LIKE_SANITIZE) instruments it
+# as it does libuv and uvl.c (build_ffi.sanitize_flags).
 ext_modules = []
 if platform.python_implementation() == "CPython":
+    sanitize = []
+    if os.environ.get("UVLOOP_LIKE_SANITIZE", "").strip():
+        sys.path.insert(0, HERE)
+        import build_ffi
+
+        sanitize = build_ffi.sanitize_flags()
     ext_modules.append(Extension(
         "uvloop_like._core", ["uvloop_like/_core.c"], optional=True,
         extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter",
-                            "-Wno-missing-field-initializers"]))
+                            "-Wno-missing-field-initializers"] + sanitize,
+        extra_link_args=sanitize))
 
 setup(cmdclass={"build_ext": build_ext}, cffi_modules=["build_ffi.py:ffibuilder"],
       ext_modules=ext_modules)

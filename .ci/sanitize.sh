@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make sanitize`: libuv and uvl.c (the cffi module) built with AddressSanitizer
-# and UndefinedBehaviorSanitizer, then the unit suite run on that build; exits
-# non-zero on any sanitizer report (docs/sanitize.md).
+# `make sanitize`: libuv, uvl.c (the cffi module) and _core.c (the native core)
+# built with AddressSanitizer and UndefinedBehaviorSanitizer, then the unit
+# suite run on that build on the native core, and the scheduler tests on the
+# Python core; exits non-zero on any sanitizer report (docs/sanitize.md).
 #
 # The build happens in a copy of the working tree (build/sanitize/tree: tracked
 # and untracked, not ignored files, plus vendor/libuv), installed editable into
@@ -9,8 +10,16 @@
 # this tree.  The interpreter is not instrumented, so the sanitizer runtimes are
 # preloaded (LD_PRELOAD) into the test run, and every process it starts.
 #
-#   SANITIZE_TESTS="tests/test_tcp.py -x"  what to run (default: the unit suite)
+#   SANITIZE_TESTS="tests/test_tcp.py -x"  what runs on the native core (default: the unit suite)
+#   SANITIZE_PURE_TESTS="tests/test_tcp.py" what runs on the Python core (default: the
+#                                           scheduler tests; "" runs nothing there)
 #   UVLOOP_LIKE_SANITIZE=address            the -fsanitize= list (default address,undefined)
+#
+# Why two passes: the native core runs every line of C the Python core runs
+# (the cffi module and libuv: both cores reach libuv through it) and its own
+# on top, so the unit suite runs there; the cores differ in the scheduler
+# alone, whose tests then run on the Python core too.  (Not CPython: no
+# native core; the unit suite runs on the Python core, once.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +34,7 @@ REPORTS=$PWD/build/sanitize/reports
 # machine; the uv_spawn path is still run by every other subprocess test.
 TESTS=${SANITIZE_TESTS:-tests --ignore=tests/conformance --ignore=tests/reliability \
     --deselect tests/test_subprocess.py::test_thousand_children[uvloop_like+uv_spawn]}
+PURE_TESTS=${SANITIZE_PURE_TESTS-tests/test_loop_core.py tests/test_native_core.py}
 CC=${CC:-gcc}
 
 "$PYTHON" vendor/fetch_libuv.py
@@ -43,6 +53,25 @@ VPY=$PWD/$VENV/bin/python
 # The sanitized module, and the test dependencies from pyproject.toml's [test] extra.
 (cd "$TREE" && CC="$CC" UVLOOP_LIKE_SANITIZE="$SAN" \
     "$VPY" -m pip install -q --prefer-binary --no-build-isolation -e ".[test]")
+
+if "$VPY" -c "import platform, sys; sys.exit(platform.python_implementation() != 'CPython')"; then
+    # The native core must be there and instrumented: setup.py builds it as
+    # optional (a failed compile leaves the Python core), and an
+    # uninstrumented one would pass every test unchecked.
+    core_so=$(find "$TREE/uvloop_like" -maxdepth 1 -name '_core*.so' | head -n 1)
+    [ -n "$core_so" ] || { echo "sanitize: uvloop_like/_core did not build (see the pip output above)" >&2; exit 1; }
+    if command -v nm >/dev/null; then
+        for want in ${SAN//,/ }; do
+            case $want in address) sym=__asan_ ;; undefined) sym=__ubsan_ ;; *) continue ;; esac
+            nm -D --undefined-only "$core_so" | grep -q "$sym" \
+                || { echo "sanitize: $core_so is not built with -fsanitize=$want" >&2; exit 1; }
+        done
+    fi
+    NATIVE=1
+else
+    NATIVE=0
+    PURE_TESTS=""
+fi
 
 preload=()
 case ",$SAN," in *,address,*) preload+=("$("$CC" -print-file-name=libasan.so)") ;; esac
@@ -67,13 +96,31 @@ export ASAN_OPTIONS="detect_leaks=0:handle_segv=0:log_path=$REPORTS/asan${ASAN_E
 # too; with pymalloc's arenas an overrun of one object lands in another unseen.
 export PYTHONMALLOC=malloc
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan"
-echo "sanitize: -fsanitize=$SAN; LD_PRELOAD=$LD_PRELOAD_LIST; running: $TESTS"
+run_pass() {  # run_pass CORE-ENV TESTS...: one pytest run with the sanitizers preloaded
+    local core_env=$1
+    shift
+    echo "sanitize: -fsanitize=$SAN; LD_PRELOAD=$LD_PRELOAD_LIST; $core_env; running: $*"
+    # --timeout: everything runs slower under ASan (fork() above all: the shadow
+    # memory makes the address space huge); the tests' own bounds still apply.
+    # shellcheck disable=SC2086  # PYTEST_FLAGS is a list of pytest arguments
+    (set -f; cd "$TREE" && env "$core_env" LD_PRELOAD="$LD_PRELOAD_LIST" \
+        "$VPY" -m pytest "$@" ${PYTEST_FLAGS:--q} --timeout=300)
+}
+
 set +e
-# shellcheck disable=SC2086  # TESTS is a list of pytest arguments
-# --timeout: everything runs slower under ASan (fork() above all: the shadow
-# memory makes the address space huge); the tests' own bounds still apply.
-(set -f; cd "$TREE" && LD_PRELOAD="$LD_PRELOAD_LIST" "$VPY" -m pytest $TESTS ${PYTEST_FLAGS:--q} --timeout=300)
-rc=$?
+rc=0
+start=$(date +%s)
+# shellcheck disable=SC2086  # TESTS and PURE_TESTS are lists of pytest arguments
+if [ "$NATIVE" = 1 ]; then
+    (set -f; run_pass UVLOOP_LIKE_CORE=native $TESTS) || rc=$?
+else
+    (set -f; run_pass UVLOOP_LIKE_PURE=1 $TESTS) || rc=$?
+fi
+if [ -n "$PURE_TESTS" ]; then
+    # shellcheck disable=SC2086
+    (set -f; run_pass UVLOOP_LIKE_PURE=1 $PURE_TESTS) || { r=$?; [ "$rc" -ne 0 ] || rc=$r; }
+fi
+echo "sanitize: the test runs took $(( $(date +%s) - start )) s"
 set -e
 reports=$(find "$REPORTS" -type f | sort)
 if [ -n "$reports" ]; then
