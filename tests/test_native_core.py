@@ -30,7 +30,19 @@ import pytest
 import uvloop_like
 
 NATIVE = uvloop_like.core() == "native"
-native_only = pytest.mark.skipif(not NATIVE, reason="runs on the native core (the default on CPython)")
+_skip_unless_native = pytest.mark.skipif(not NATIVE, reason="runs on the native core (the default on CPython)")
+
+
+@pytest.fixture
+def _no_debug_env(monkeypatch):
+    # The native core's own paths: debug mode hands its iterations to the
+    # Python core, so under PYTHONASYNCIODEBUG=1 (make test-debug) these
+    # tests make their loops without it.
+    monkeypatch.delenv("PYTHONASYNCIODEBUG", raising=False)
+
+
+def native_only(test):
+    return _skip_unless_native(pytest.mark.usefixtures("_no_debug_env")(test))
 
 
 def _run_briefly(loop, n=3):
