@@ -644,22 +644,32 @@ def test_hook_counts_cancelled_and_raising_handles_as_the_untimed_path(uvl, exc_
 NATIVE = __import__("uvloop_like").core() == "native"
 
 
-@pytest.mark.skipif(not NATIVE, reason="about the native core (make test-native runs it)")
+@pytest.mark.skipif(not NATIVE, reason="about the native core (the default on CPython; make test-unit runs it)")
 def test_native_core_keeps_the_counters_itself(uvl):
     # What ran is the native core: the loop's scheduling methods are its
     # bound C methods, and the Python core's run loop (its per-iteration
     # libuv run, LoopCore.run, and its timed path) is never entered, while
     # every counter and the hook work.
-    # (Debug mode hands iterations to the Python core: not what this checks,
-    # and with its run replaced below that core would spin.)
+    # Debug mode (PYTHONASYNCIODEBUG=1, make test-debug) runs on the Python
+    # core by design: this test is about the native core's own loop.
     uvl.set_debug(False)
     native = uvl._native
     assert native is not None and type(native).__module__ == "uvloop_like._core"
     for name in ("call_soon", "call_soon_threadsafe", "call_later", "call_at"):
         assert getattr(uvl, name).__self__ is native
     python_paths = []
-    uvl._core.run = lambda arg: python_paths.append(("LoopCore.run", arg))
-    uvl._run_ready_timed = lambda ntodo: python_paths.append(("_run_ready_timed", ntodo))
+
+    def python_path(name):
+        # Fail at once: a Python-core iteration without its libuv run would
+        # spin (and record) forever.
+        def entered(*args):
+            python_paths.append(name)
+            raise AssertionError(f"the Python core's {name} ran")
+        return entered
+
+    real_run = uvl._core.run
+    uvl._core.run = python_path("LoopCore.run")
+    uvl._run_ready_timed = python_path("_run_ready_timed")
     calls = []
     uvl.set_slow_callback_hook(lambda h, s: calls.append((h, s)), threshold=0.1)
 
@@ -689,8 +699,12 @@ def test_native_core_keeps_the_counters_itself(uvl):
         server.close()
         await server.wait_closed()
 
-    uvl.run_until_complete(main())
-    _settle(uvl)
+    try:
+        uvl.run_until_complete(main())
+        _settle(uvl)
+    finally:
+        uvl._core.run = real_run
+        del uvl._run_ready_timed
     after = uvl.stats()
     d = _delta(after, before)
     assert python_paths == []
