@@ -249,7 +249,8 @@ class StreamReading(HandleReading, PausableReading):
                     buf = run(protocol.get_buffer, -1)
                     handle = self._handle
                     if buf is handle.posted_obj:
-                        handle.repost()  # the same memoryview: one C call
+                        repost = handle.repost  # (a local: see StreamTransport.write)
+                        repost()  # the same memoryview: one store
                     else:
                         handle.post_buffer(buf)
                 except (SystemExit, KeyboardInterrupt):

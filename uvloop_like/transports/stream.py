@@ -163,7 +163,10 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         if not handle.queued:
             try:
                 if kind is bytes:
-                    n = handle.try_write_bytes(data, len(data))
+                    # (through a local: a method-call form on a slot holding
+                    # a partial stays unspecialised and costs a type lookup)
+                    try_write = handle.try_write_bytes
+                    n = try_write(data, len(data))
                     if n < 0:
                         n = handle.try_write_error(n)
                 else:
