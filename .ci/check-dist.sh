@@ -58,7 +58,7 @@ with tarfile.open(sdist) as tar:
 required = {
     "pyproject.toml", "setup.py", "build_ffi.py", "README.md", "MANIFEST.in", "LICENSE", "PKG-INFO",
     "vendor/libuv/LICENSE-extra", "uvloop_like/py.typed", "uvloop_like/loop.pyi", "uvloop_like/_uv.pyi",
-    "vendor/fetch_libuv.py", "uvloop_like/_native/uvl.c",
+    "vendor/fetch_libuv.py", "uvloop_like/_native/uvl.c", "uvloop_like/_core.c",
     "vendor/libuv/LICENSE", "vendor/libuv/include/uv.h", "vendor/libuv/include/uv/version.h",
     "vendor/libuv/src/unix/core.c", "vendor/libuv/src/unix/linux.c", "vendor/libuv/src/uv-common.c",
 }
@@ -156,8 +156,11 @@ async def main():
     return "TCP echo ok"
 
 
+# Built from the sdist, CPython gets the native core (the default there).
+if sys.implementation.name == "cpython":
+    assert uvloop_like.core() == "native", uvloop_like.core()
 print("smoke test on", sys.implementation.name, sys.version.split()[0], "libuv",
-      uvloop_like.libuv_version() + ":", uvloop_like.run(main()))
+      uvloop_like.libuv_version() + ",", uvloop_like.core(), "core:", uvloop_like.run(main()))
 EOF
 )
 echo "check-dist: ok"

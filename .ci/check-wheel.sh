@@ -137,7 +137,11 @@ async def main():
     return ", ".join(results)
 
 
+# The wheel carries the native core, and CPython runs it by default.
+if sys.implementation.name == "cpython":
+    assert uvloop_like.core() == "native", uvloop_like.core()
 print("smoke test on", sys.implementation.name, sys.version.split()[0], "libuv", uvloop_like.libuv_version(),
+      uvloop_like.core(), "core,",
       "posix_spawn" if process.POSIX_SPAWN else "uv_spawn only",
       "(cwd too)" if process.POSIX_SPAWN_CHDIR else "", ":", uvloop_like.run(main()))
 PYEOF
