@@ -24,6 +24,7 @@ import importlib.util
 import os
 import platform
 import sys
+import warnings
 
 import pytest
 
@@ -922,3 +923,414 @@ def test_duck_typed_handles_in_the_queues(loop):
     _run_briefly(loop)
     assert out == ["ready", "timer0", "timer1", "timer2"]
     assert not loop._scheduled and [d._scheduled for d in ducks] == [False] * 3
+
+
+# --- create_task and create_future --------------------------------------------
+# The native core makes the Task/Future itself in the common case and leaves
+# everything else to Loop.create_task/create_future: each fallback below runs
+# on both loops (stdlib is the reference) and, on the native core, checks
+# which path ran where that is observable.
+
+async def _returns(value):
+    return value
+
+
+@pytest.mark.parametrize("bad", [1, None, _returns, print, "coro"], ids=repr)
+def test_create_task_refuses_a_non_coroutine(loop, bad):
+    with pytest.raises(TypeError, match="a coroutine was expected"):
+        loop.create_task(bad)
+    assert not asyncio.all_tasks(loop)
+
+
+def test_create_task_bad_arguments(loop):
+    coro = _returns(1)
+    try:
+        with pytest.raises(TypeError):
+            loop.create_task()
+        with pytest.raises(TypeError):
+            loop.create_task(coro, coro)
+        with pytest.raises(TypeError):
+            loop.create_task(coro, nome="x")
+        with pytest.raises(TypeError):
+            loop.create_task(coro, "name")   # name is keyword-only
+        with pytest.raises(TypeError):
+            loop.create_future(1)
+        with pytest.raises(TypeError):
+            loop.create_future(loop=loop)
+    finally:
+        coro.close()
+    # `coro` may be passed by keyword (the Python method's parameter name).
+    t = loop.create_task(coro=_returns(7), name="kw")
+    assert t.get_name() == "kw" and loop.run_until_complete(t) == 7
+
+
+def test_create_task_on_a_closed_loop_keeps_the_coroutine(loop):
+    held = loop.create_task        # a bound method kept past close()
+    loop.close()
+    coro = _returns(1)
+    try:
+        for create in (loop.create_task, held):
+            with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+                create(coro)
+            with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+                create(coro, name="n")
+        # The arguments are checked first, as the Python method binds them.
+        with pytest.raises(TypeError):
+            held()
+    finally:
+        coro.close()
+    assert coro.cr_frame is None
+
+
+def test_create_future_on_a_closed_loop(loop):
+    held = loop.create_future
+    loop.close()
+    for create in (loop.create_future, held):
+        fut = create()
+        assert isinstance(fut, asyncio.Future) and fut.get_loop() is loop and not fut.done()
+
+
+def test_create_task_names_and_all_tasks(loop):
+    async def main():
+        t1 = loop.create_task(_returns(1))
+        t2 = loop.create_task(_returns(2), name="second")
+        t3 = loop.create_task(_returns(3), name=None)
+        t4 = loop.create_task(_returns(4), name=42)
+        assert t2.get_name() == "second" and t4.get_name() == "42"
+        for t in (t1, t3):
+            assert t.get_name().startswith("Task-")
+        assert int(t3.get_name()[5:]) > int(t1.get_name()[5:])
+        assert {t1, t2, t3, t4} <= asyncio.all_tasks()
+        assert type(t1) is asyncio.Task and t1.get_loop() is loop
+        return await asyncio.gather(t1, t2, t3, t4)
+
+    assert loop.run_until_complete(main()) == [1, 2, 3, 4]
+
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+async def _read_var():
+    return var.get()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="create_task(context=) is 3.11+")
+def test_create_task_context(loop):
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+    t = loop.create_task(_read_var(), context=ctx)
+    assert loop.run_until_complete(t) == "in ctx"
+    t = loop.create_task(_read_var(), name="n", context=ctx)
+    assert t.get_name() == "n" and loop.run_until_complete(t) == "in ctx"
+    t = loop.create_task(_read_var(), context=None)   # the current context, copied
+    assert loop.run_until_complete(t) == "unset"
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="before 3.11 create_task has no context=")
+def test_create_task_context_before_3_11(loop):
+    coro = _read_var()
+    try:
+        with pytest.raises(TypeError, match="context"):
+            loop.create_task(coro, context=contextvars.copy_context())
+    finally:
+        coro.close()
+    # context=None is accepted by uvloop_like's signature only; stdlib's
+    # create_task has no such parameter before 3.11.
+    if "uvloop_like" in type(loop).__module__:
+        assert loop.run_until_complete(loop.create_task(_read_var(), context=None)) == "unset"
+
+
+def test_task_factory_set_and_unset(loop):
+    made = []
+
+    def factory(lp, coro, **kw):
+        made.append(kw)
+        return asyncio.Task(coro, loop=lp, **kw)
+
+    loop.set_task_factory(factory)
+    try:
+        t = loop.create_task(_returns(1), name="via factory")
+        assert made == [{}] and t.get_name() == "via factory"
+        assert loop.run_until_complete(t) == 1
+        if sys.version_info >= (3, 11):
+            ctx = contextvars.copy_context()
+            t = loop.create_task(_returns(2), context=ctx)
+            assert made[-1] == {"context": ctx}
+            loop.run_until_complete(t)
+    finally:
+        loop.set_task_factory(None)
+    n = len(made)
+    t = loop.create_task(_returns(3), name="plain")
+    assert len(made) == n and t.get_name() == "plain"
+    assert loop.run_until_complete(t) == 3
+
+
+def test_task_factory_returning_anything(loop):
+    coro = _returns(1)
+    loop.set_task_factory(lambda lp, c: "not a task")
+    try:
+        # (Without a name, 3.13.0's stdlib calls set_name(None) all the same.)
+        if sys.version_info < (3, 13):
+            assert loop.create_task(coro) == "not a task"
+        # The factory's object gets the name through set_name: before 3.13
+        # one without it is warned about (3.11, 3.12) or let be (3.9, 3.10).
+        if sys.version_info >= (3, 13):
+            with pytest.raises(AttributeError):
+                loop.create_task(coro, name="x")
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                assert loop.create_task(coro, name="x") == "not a task"
+            warned = [w for w in caught if issubclass(w.category, DeprecationWarning)
+                      and "set_name" in str(w.message)]
+            assert len(warned) == (1 if sys.version_info >= (3, 11) else 0), caught
+    finally:
+        loop.set_task_factory(None)
+        coro.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are 3.12+")
+def test_eager_task_factory(loop):
+    loop.set_task_factory(asyncio.eager_task_factory)
+    try:
+        async def main():
+            t = loop.create_task(_returns(5))
+            return t.done(), await t
+
+        assert loop.run_until_complete(main()) == (True, 5)
+    finally:
+        loop.set_task_factory(None)
+
+
+def test_debug_mode_task_source_traceback(loop):
+    loop.set_debug(True)
+    try:
+        t = loop.create_task(_returns(1))
+        assert t._source_traceback[-1].name == "test_debug_mode_task_source_traceback"
+        loop.run_until_complete(t)
+    finally:
+        loop.set_debug(False)
+    t = loop.create_task(_returns(1))
+    assert t._source_traceback is None
+    loop.run_until_complete(t)
+
+
+def test_patched_asyncio_task_and_future_types_are_used(loop, monkeypatch):
+    import asyncio.futures
+    import asyncio.tasks
+
+    class MyTask(asyncio.Task):
+        pass
+
+    class MyFuture(asyncio.Future):
+        pass
+
+    monkeypatch.setattr(asyncio.tasks, "Task", MyTask)
+    monkeypatch.setattr(asyncio.futures, "Future", MyFuture)
+    t = loop.create_task(_returns(1))
+    f = loop.create_future()
+    assert type(t) is MyTask and type(f) is MyFuture
+    f.cancel()
+    assert loop.run_until_complete(t) == 1
+    monkeypatch.undo()
+    assert type(loop.create_future()) is asyncio.Future
+
+
+def test_subclass_overriding_create_task_and_check_closed(loop):
+    seen = []
+
+    def create_task(self, coro, **kw):
+        seen.append("create_task")
+        return super(sub_cls, self).create_task(coro, **kw)
+
+    def create_future(self):
+        seen.append("create_future")
+        return super(sub_cls, self).create_future()
+
+    def _check_closed(self):
+        seen.append("_check_closed")
+        return super(sub_cls, self)._check_closed()
+
+    for attrs in ({"create_task": create_task, "create_future": create_future},
+                  {"_check_closed": _check_closed}):
+        sub_cls = type("Sub", (type(loop),), attrs)
+        sub = sub_cls()
+        try:
+            seen.clear()
+            t = sub.create_task(_returns(1))
+            if "create_task" in attrs:
+                sub.create_future().cancel()
+                assert seen == ["create_task", "create_future"]
+            else:
+                assert "_check_closed" in seen   # create_task's own check
+            assert sub.run_until_complete(t) == 1
+        finally:
+            sub.close()
+
+
+def test_class_patched_after_the_loop_was_made(loop, monkeypatch):
+    seen = []
+    cls = type(loop)
+    orig_task, orig_future = cls.create_task, cls.create_future
+
+    def create_task(self, coro, **kw):
+        seen.append("task")
+        return orig_task(self, coro, **kw)
+
+    def create_future(self):
+        seen.append("future")
+        return orig_future(self)
+
+    monkeypatch.setattr(cls, "create_task", create_task)
+    monkeypatch.setattr(cls, "create_future", create_future)
+    t = loop.create_task(_returns(1), name="patched")
+    loop.create_future().cancel()
+    assert seen == ["task", "future"] and t.get_name() == "patched"
+    assert loop.run_until_complete(t) == 1
+
+
+def test_instance_replaced_create_task(loop):
+    seen = []
+    orig = loop.create_task
+
+    def create_task(coro, **kw):
+        seen.append(kw)
+        return orig(coro, **kw)
+
+    loop.create_task = create_task
+    try:
+        assert loop.run_until_complete(asyncio.ensure_future(_returns(1), loop=loop)) == 1
+        assert seen == [{}]
+    finally:
+        del loop.create_task
+
+
+@native_only
+def test_native_create_task_paths():
+    from uvloop_like import _core
+
+    loop = uvloop_like.new_event_loop()
+    try:
+        native = loop._native
+        for name in ("create_task", "create_future"):
+            assert getattr(loop, name).__self__ is native
+        # A Core made without Loop's methods finds them on the class.
+        bare = _core.Core(loop, *(getattr(type(loop), n) for n in (
+            "time", "call_soon", "call_soon_threadsafe", "call_later", "call_at")))
+        t = bare.create_task(_returns(1), name="bare")
+        assert t.get_name() == "bare" and loop.run_until_complete(t) == 1
+        bare.create_future().cancel()
+        bare.close()
+        # Closed, the core hands the weakly held loop to Loop's methods.
+        t = bare.create_task(_returns(2))
+        assert t.get_loop() is loop and loop.run_until_complete(t) == 2
+        assert bare.create_future().get_loop() is loop
+        new = _core.Core.__new__(_core.Core)
+        with pytest.raises(RuntimeError, match="not initialized"):
+            new.create_future()
+        with pytest.raises(TypeError):
+            _core.Core(loop, *(getattr(type(loop), n) for n in (
+                "time", "call_soon", "call_soon_threadsafe", "call_later", "call_at")), 5)
+    finally:
+        loop.close()
+    # A method held past close() while the loop itself is gone.
+    loop = uvloop_like.new_event_loop()
+    held = loop.create_future
+    loop.close()
+    del loop
+    gc.collect()
+    with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+        held()
+
+
+@native_only
+def test_native_create_task_odd_loop_state_falls_back():
+    loop = uvloop_like.new_event_loop()
+    try:
+        del loop._task_factory     # the Python method's AttributeError
+        coro = _returns(1)
+        try:
+            with pytest.raises(AttributeError):
+                loop.create_task(coro)
+        finally:
+            coro.close()
+        loop._task_factory = None
+        loop._closed = 0           # not a bool: the Python method reads its truth
+        assert loop.run_until_complete(loop.create_task(_returns(2))) == 2
+        loop._closed = False
+    finally:
+        loop.close()
+
+
+@_NO_BLOCK_COUNT
+@pytest.mark.timeout(300)
+def test_no_leak_over_many_tasks_and_futures():
+    loop = _leak_loop()
+    try:
+        async def burst(n):
+            for i in range(n):
+                await loop.create_task(_returns(i), name=None if i % 2 else "t")
+                f = loop.create_future()
+                loop.call_soon(f.set_result, i)
+                await f
+            coro = _returns(0)
+            for _ in range(n // 10):
+                with pytest.raises(RuntimeError):
+                    loop._closed = True
+                    try:
+                        loop.create_task(coro)
+                    finally:
+                        loop._closed = False
+            coro.close()
+
+        loop.run_until_complete(burst(2000))
+        before = _blocks()
+        loop.run_until_complete(burst(50000))
+        after = _blocks()
+        assert after - before < 2000, (before, after)
+    finally:
+        loop.close()
+
+
+def _python_calls(fn):
+    """The names of the Python functions of uvloop_like/loop.py that fn() calls."""
+    names = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.endswith(os.path.join("uvloop_like", "loop.py")):
+            names.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+@native_only
+def test_native_create_task_takes_the_native_path_only_when_it_may():
+    loop = uvloop_like.new_event_loop()
+    try:
+        ctx = contextvars.copy_context()
+        tasks = []
+        native = [lambda: tasks.append(loop.create_task(_returns(1))),
+                  lambda: tasks.append(loop.create_task(_returns(1), name="n")),
+                  lambda: loop.create_future().cancel(),
+                  lambda: loop.call_soon(print, context=ctx).cancel()]
+        if sys.version_info >= (3, 11):
+            native.append(lambda: tasks.append(loop.create_task(_returns(1), context=ctx)))
+            native.append(lambda: tasks.append(loop.create_task(_returns(1), name="n", context=ctx)))
+        for fn in native:
+            # (Task and Future call loop.get_debug() themselves.)
+            assert not {"create_task", "create_future", "call_soon"} & set(_python_calls(fn))
+        # Each fallback runs Loop.create_task.
+        loop.set_task_factory(lambda lp, coro: asyncio.Task(coro, loop=lp))
+        assert "create_task" in _python_calls(lambda: tasks.append(loop.create_task(_returns(1))))
+        loop.set_task_factory(None)
+        loop.set_debug(True)
+        assert "create_task" in _python_calls(lambda: tasks.append(loop.create_task(_returns(1))))
+        loop.set_debug(False)
+        loop.run_until_complete(asyncio.gather(*tasks))
+    finally:
+        loop.close()

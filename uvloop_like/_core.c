@@ -2,8 +2,9 @@
  *
  * The loop class stays Python (uvloop_like.loop.Loop).  A Loop on the native
  * core holds one Core object, and its instance dict binds Core's call_soon,
- * call_soon_threadsafe, call_later and call_at over the class's Python
- * methods (only those the loop's class does not override); Loop._run_once
+ * call_soon_threadsafe, call_later, call_at, create_task and create_future
+ * over the class's Python methods (only those the loop's class does not
+ * override); Loop._run_once
  * hands the whole run loop to Core.run.  Everything else -- the ready deque,
  * the timer heap (a list kept in heapq order), the cancelled-timer count,
  * stop(), debug mode, the exception handler -- is the Python core's own
@@ -117,9 +118,14 @@ typedef struct {
     PyObject *ready_append;
     PyObject *ready_popleft;
     int running;           /* Core.run frames under way: close() waits for none */
+    /* create_task/create_future (their section below).  close() keeps these:
+     * a bound method held past Loop.close() still reaches the Python core. */
+    PyObject *loop_ref;    /* weak reference to the loop */
+    PyObject *py_create_task, *py_create_future;  /* Loop's, or NULL */
 } CoreObject;
 
 static PyTypeObject CoreType;
+static int task_init(CoreObject *self, PyObject *loop, PyObject *ct, PyObject *cf);
 
 static int
 Core_traverse(CoreObject *self, visitproc visit, void *arg)
@@ -136,11 +142,26 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready);
     Py_VISIT(self->ready_append);
     Py_VISIT(self->ready_popleft);
+    Py_VISIT(self->py_create_task);
+    Py_VISIT(self->py_create_future);
     return 0;
 }
 
 static int
+core_release(CoreObject *self);
+
+static int
 Core_clear(CoreObject *self)
+{
+    Py_CLEAR(self->loop_ref);
+    Py_CLEAR(self->py_create_task);
+    Py_CLEAR(self->py_create_future);
+    return core_release(self);
+}
+
+/* Drop the loop and its state (close()); see Core_clear for the rest. */
+static int
+core_release(CoreObject *self)
 {
     Py_CLEAR(self->loop);
     Py_CLEAR(self->dict);
@@ -207,17 +228,19 @@ static int
 Core_init(CoreObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"loop", "time", "call_soon", "call_soon_threadsafe", "call_later",
-                             "call_at", NULL};
-    PyObject *loop, *time_func, *cs, *cst, *cl, *ca;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO:Core", kwlist, &loop, &time_func, &cs,
-                                     &cst, &cl, &ca))
+                             "call_at", "create_task", "create_future", NULL};
+    PyObject *loop, *time_func, *cs, *cst, *cl, *ca, *ct = NULL, *cf = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|OO:Core", kwlist, &loop, &time_func, &cs,
+                                     &cst, &cl, &ca, &ct, &cf))
         return -1;
     if (self->loop != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Core is already initialized");
         return -1;
     }
     if (!PyCallable_Check(time_func) || !PyCallable_Check(cs) || !PyCallable_Check(cst)
-            || !PyCallable_Check(cl) || !PyCallable_Check(ca)) {
+            || !PyCallable_Check(cl) || !PyCallable_Check(ca)
+            || (ct != NULL && ct != Py_None && !PyCallable_Check(ct))
+            || (cf != NULL && cf != Py_None && !PyCallable_Check(cf))) {
         PyErr_SetString(PyExc_TypeError, "Core: the Python core's methods must be callable");
         return -1;
     }
@@ -286,7 +309,7 @@ Core_init(CoreObject *self, PyObject *args, PyObject *kwds)
     self->py_call_soon_threadsafe = Py_NewRef(cst);
     self->py_call_later = Py_NewRef(cl);
     self->py_call_at = Py_NewRef(ca);
-    return 0;
+    return task_init(self, loop, ct, cf);
 }
 
 /* A value of the loop's __dict__, borrowed; NULL without an exception when
@@ -393,6 +416,24 @@ call_python(CoreObject *self, PyObject *fn, PyObject *const *args, Py_ssize_t na
     return res;
 }
 
+/* Is this keyword name "context"?  By identity for the interned name and
+ * for the last other "context" string seen (3.11's _asyncio passes its own,
+ * not interned, on every call_soon of a Task step), else by value. */
+static PyObject *s_kw_context;  /* "context", interned (task_module_init) */
+
+static int
+kwname_is_context(PyObject *name)
+{
+    static PyObject *alias;
+    if (name == s_kw_context || name == alias)
+        return 1;
+    if (!PyUnicode_Check(name) || PyUnicode_Compare(name, s_kw_context) != 0)
+        return 0;
+    if (PyUnicode_CheckExact(name))
+        Py_XSETREF(alias, Py_NewRef(name));
+    return 1;
+}
+
 /* The keyword arguments of call_soon & co.: only `context`.  1: found
  * (*context set, borrowed); 0: none; -1: anything else (the caller falls
  * back to Python, which raises the right TypeError). */
@@ -404,8 +445,7 @@ parse_context(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObje
         return 0;
     if (PyTuple_GET_SIZE(kwnames) != 1)
         return -1;
-    PyObject *name = PyTuple_GET_ITEM(kwnames, 0);
-    if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "context") != 0)
+    if (!kwname_is_context(PyTuple_GET_ITEM(kwnames, 0)))
         return -1;
     *context = args[nargs];
     return 1;
@@ -840,6 +880,257 @@ static PyObject *
 Core_call_later(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
     return timer_call(self, args, nargsf, kwnames, 1);
+}
+
+/* --- create_task and create_future ---------------------------------------
+ *
+ * Loop.create_task and Loop.create_future (loop.py) are a Python frame
+ * around one call of asyncio's Task or Future type.  Here that call is made
+ * directly in the common case, with the Python method's own checks, in its
+ * order: the loop's class still has Loop's method (a class patched after the
+ * loop was made is honoured), the arguments are the plain ones, the loop is
+ * not closed (create_task), no task factory is set, debug mode is off (the
+ * Python method then trims its own frame from the task's
+ * _source_traceback), and asyncio.tasks.Task / asyncio.futures.Future are
+ * still the types this module saw at import (the Python method looks them
+ * up at each call).  Anything else is the Python method's, which then
+ * raises what it raises. */
+
+static PyObject *TaskType;     /* asyncio.tasks.Task at import (_asyncio's, on CPython) */
+static PyObject *FutureType;   /* asyncio.futures.Future at import */
+static PyObject *TasksDict;    /* asyncio.tasks.__dict__ */
+static PyObject *FuturesDict;  /* asyncio.futures.__dict__ */
+static PyObject *s_create_task, *s_create_future, *s_task_factory, *s_name, *s_Task,
+    *s_Future;
+/* The keyword names of Task(coro, loop=, name=, context=) and Future(loop=). */
+static PyObject *kw_loop, *kw_loop_name, *kw_loop_context, *kw_loop_name_context;
+
+static int
+task_init(CoreObject *self, PyObject *loop, PyObject *ct, PyObject *cf)
+{
+    PyObject *ref = PyWeakref_NewRef(loop, NULL);
+    if (ref == NULL) {
+        /* No weak references: after close() a held method says "closed". */
+        if (!PyErr_ExceptionMatches(PyExc_TypeError))
+            return -1;
+        PyErr_Clear();
+    }
+    Py_XSETREF(self->loop_ref, ref);
+    Py_XSETREF(self->py_create_task, ct == Py_None ? NULL : Py_XNewRef(ct));
+    Py_XSETREF(self->py_create_future, cf == Py_None ? NULL : Py_XNewRef(cf));
+    return 0;
+}
+
+/* Is kwnames[i] this interned name?  Interned names compare by identity; a
+ * caller's non-interned string by value. */
+static int
+kwname_is(PyObject *kwname, PyObject *interned)
+{
+    if (kwname == interned)
+        return 1;
+    return PyUnicode_Check(kwname) && PyUnicode_Compare(kwname, interned) == 0;
+}
+
+/* The method `name` of the loop's class, called with (loop, *args, **kw):
+ * the Python core's create_task/create_future, or whatever a patched class
+ * now has.  With the core closed, the loop comes from the weak reference. */
+static PyObject *
+call_class_method(CoreObject *self, PyObject *name, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    PyObject *loop = Py_XNewRef(self->loop);
+    if (loop == NULL && self->loop_ref == NULL) {
+        check_alive(self);  /* never initialized: "Core is closed or not initialized" */
+        return NULL;
+    }
+    if (loop == NULL) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (PyWeakref_GetRef(self->loop_ref, &loop) < 0)
+            return NULL;
+#else
+        loop = PyWeakref_GetObject(self->loop_ref);
+        loop = loop == Py_None ? NULL : Py_XNewRef(loop);
+#endif
+    }
+    if (loop == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
+    PyObject *res = NULL;
+    PyObject *attr = _PyType_Lookup(Py_TYPE(loop), name);  /* borrowed */
+    if (attr == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                     Py_TYPE(loop)->tp_name, name);
+        goto done;
+    }
+    Py_INCREF(attr);
+    descrgetfunc get = Py_TYPE(attr)->tp_descr_get;
+    if (PyFunction_Check(attr)) {
+        /* fn(loop, *args, **kw) without a bound method. */
+        PyObject *small[8];
+        Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+        PyObject **stack = small;
+        if (nargs + nkw + 1 > 8) {
+            stack = PyMem_Malloc((nargs + nkw + 1) * sizeof(PyObject *));
+            if (stack == NULL) {
+                PyErr_NoMemory();
+                Py_DECREF(attr);
+                goto done;
+            }
+        }
+        stack[0] = loop;
+        for (Py_ssize_t i = 0; i < nargs + nkw; i++)
+            stack[i + 1] = args[i];
+        res = PyObject_Vectorcall(attr, stack, nargs + 1, kwnames);
+        if (stack != small)
+            PyMem_Free(stack);
+    } else if (get != NULL) {
+        PyObject *bound = get(attr, loop, (PyObject *)Py_TYPE(loop));
+        if (bound != NULL) {
+            res = PyObject_Vectorcall(bound, args, nargs, kwnames);
+            Py_DECREF(bound);
+        }
+    } else {
+        res = PyObject_Vectorcall(attr, args, nargs, kwnames);
+    }
+    Py_DECREF(attr);
+done:
+    Py_DECREF(loop);
+    return res;
+}
+
+/* Is the loop's class attribute `name` still `fn` (Loop's method)? */
+static int
+class_method_is(CoreObject *self, PyObject *name, PyObject *fn)
+{
+    return fn != NULL && _PyType_Lookup(Py_TYPE(self->loop), name) == fn;
+}
+
+/* create_task(coro, *, name=None, context=None) */
+static PyObject *
+Core_create_task(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *name = NULL, *context = NULL;
+    if (self->loop == NULL || nargs != 1
+            || !class_method_is(self, s_create_task, self->py_create_task))
+        goto python;
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+            if (name == NULL && kwname_is(k, s_name))
+                name = args[nargs + i];
+            else if (context == NULL && kwname_is_context(k))
+                context = args[nargs + i];
+            else
+                goto python;  /* (PyUnicode_Compare's error, if any, too) */
+        }
+    }
+    int flag = dict_flag(self, s_closed);
+    if (flag == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
+    if (flag != 0)
+        goto python;
+    PyObject *factory = dict_get(self, s_task_factory);
+    if (factory != Py_None)
+        goto python;
+    if (dict_flag(self, s_debug) != 0)
+        goto python;
+    if (context == Py_None)
+        context = NULL;
+#if PY_VERSION_HEX < 0x030B0000
+    if (context != NULL)  /* Task has no context= before 3.11 */
+        goto python;
+#endif
+    if (PyDict_GetItemWithError(TasksDict, s_Task) != TaskType)
+        goto python;
+    PyObject *stack[4] = {args[0], self->loop};
+    PyObject *kw = kw_loop;
+    if (name != NULL && name != Py_None) {
+        stack[2] = name;
+        if (context != NULL) {
+            stack[3] = context;
+            kw = kw_loop_name_context;
+        } else {
+            kw = kw_loop_name;
+        }
+    } else if (context != NULL) {
+        stack[2] = context;
+        kw = kw_loop_context;
+    }
+    return PyObject_Vectorcall(TaskType, stack, 1, kw);
+python:
+    if (PyErr_Occurred())
+        return NULL;
+    return call_class_method(self, s_create_task, args, nargs, kwnames);
+}
+
+/* create_future() */
+static PyObject *
+Core_create_future(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (self->loop == NULL || nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
+            || !class_method_is(self, s_create_future, self->py_create_future))
+        goto python;
+    if (PyDict_GetItemWithError(FuturesDict, s_Future) != FutureType)
+        goto python;
+    PyObject *stack[1] = {self->loop};
+    return PyObject_Vectorcall(FutureType, stack, 0, kw_loop);
+python:
+    if (PyErr_Occurred())
+        return NULL;
+    return call_class_method(self, s_create_future, args, nargs, kwnames);
+}
+
+/* The module's side: asyncio's Task and Future and the names above. */
+static int
+task_module_init(void)
+{
+    PyObject *mod;
+    if ((s_create_task = PyUnicode_InternFromString("create_task")) == NULL
+            || (s_create_future = PyUnicode_InternFromString("create_future")) == NULL
+            || (s_task_factory = PyUnicode_InternFromString("_task_factory")) == NULL
+            || (s_name = PyUnicode_InternFromString("name")) == NULL
+            || (s_Task = PyUnicode_InternFromString("Task")) == NULL
+            || (s_Future = PyUnicode_InternFromString("Future")) == NULL)
+        return -1;
+    if ((s_kw_context = PyUnicode_InternFromString("context")) == NULL)
+        return -1;
+    PyObject *s_loop = PyUnicode_InternFromString("loop");
+    if (s_loop == NULL)
+        return -1;
+    kw_loop = PyTuple_Pack(1, s_loop);
+    kw_loop_name = PyTuple_Pack(2, s_loop, s_name);
+    kw_loop_context = PyTuple_Pack(2, s_loop, s_kw_context);
+    kw_loop_name_context = PyTuple_Pack(3, s_loop, s_name, s_kw_context);
+    Py_DECREF(s_loop);
+    if (kw_loop == NULL || kw_loop_name == NULL || kw_loop_context == NULL
+            || kw_loop_name_context == NULL)
+        return -1;
+    if ((mod = PyImport_ImportModule("asyncio.tasks")) == NULL)
+        return -1;
+    TasksDict = Py_NewRef(PyModule_GetDict(mod));
+    TaskType = PyObject_GetAttr(mod, s_Task);
+    Py_DECREF(mod);
+    if (TaskType == NULL)
+        return -1;
+    if ((mod = PyImport_ImportModule("asyncio.futures")) == NULL)
+        return -1;
+    FuturesDict = Py_NewRef(PyModule_GetDict(mod));
+    FutureType = PyObject_GetAttr(mod, s_Future);
+    Py_DECREF(mod);
+    if (FutureType == NULL)
+        return -1;
+    if (!PyType_Check(TaskType) || !PyType_Check(FutureType)) {
+        PyErr_SetString(PyExc_ImportError, "uvloop_like._core: unexpected asyncio.Task/Future");
+        return -1;
+    }
+    return 0;
 }
 
 /* --- the run loop ------------------------------------------------------- */
@@ -1414,7 +1705,7 @@ Core_close(CoreObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "Cannot close the native core while it runs");
         return NULL;
     }
-    Core_clear(self);
+    core_release(self);
     Py_RETURN_NONE;
 }
 
@@ -1427,6 +1718,10 @@ static PyMethodDef Core_methods[] = {
      "Loop.call_later, natively."},
     {"call_at", (PyCFunction)(void (*)(void))Core_call_at, METH_FASTCALL | METH_KEYWORDS,
      "Loop.call_at, natively."},
+    {"create_task", (PyCFunction)(void (*)(void))Core_create_task, METH_FASTCALL | METH_KEYWORDS,
+     "create_task(coro, *, name=None, context=None): Loop.create_task, natively."},
+    {"create_future", (PyCFunction)(void (*)(void))Core_create_future,
+     METH_FASTCALL | METH_KEYWORDS, "Loop.create_future, natively."},
     {"close", (PyCFunction)Core_close, METH_NOARGS,
      "close(): release the loop (Loop.close() calls it)."},
     {"run", (PyCFunction)Core_run, METH_O,
@@ -1644,7 +1939,7 @@ PyInit__core(void)
     timemod = PyImport_ImportModule("time");
     if (timemod == NULL || (PerfCounter = PyObject_GetAttrString(timemod, "perf_counter")) == NULL)
         goto fail;
-    if (load_cffi_side() < 0)
+    if (load_cffi_side() < 0 || task_module_init() < 0)
         goto fail;
     if (PyType_Ready(&CoreType) < 0)
         goto fail;

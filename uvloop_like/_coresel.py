@@ -1,9 +1,10 @@
 """Which core runs the scheduler: the Python core, or the native one.
 
 The native core (``uvloop_like/_core.c``, CPython only; issue 9) takes over
-call_soon, call_soon_threadsafe, call_later, call_at and the run loop of a
-Loop.  It is the DEFAULT on CPython; ``UVLOOP_LIKE_PURE=1`` (or
-``UVLOOP_LIKE_CORE=python``) selects the Python core instead.  PyPy, and a
+call_soon, call_soon_threadsafe, call_later, call_at, create_task,
+create_future and the run loop of a Loop.  It is the DEFAULT on CPython;
+``UVLOOP_LIKE_PURE=1`` (or ``UVLOOP_LIKE_CORE=python``) selects the Python
+core instead.  PyPy, and a
 CPython where the extension did not build, always run the Python core.  The
 choice is made once, at import; ``uvloop_like.core()`` reports it.
 """
@@ -46,6 +47,8 @@ _REPLACED = {
     "call_soon_threadsafe": ("call_soon_threadsafe", "call_soon"),
     "call_at": ("call_at",),
     "call_later": ("call_later", "call_at"),
+    "create_task": ("create_task", "_check_closed"),
+    "create_future": ("create_future",),
 }
 
 
@@ -67,7 +70,8 @@ def attach(loop, base):
     if cls.get_debug is not base.get_debug:
         return None
     native = _native.Core(
-        loop, base.time, base.call_soon, base.call_soon_threadsafe, base.call_later, base.call_at)
+        loop, base.time, base.call_soon, base.call_soon_threadsafe, base.call_later, base.call_at,
+        base.create_task, base.create_future)
     for name, needs in _REPLACED.items():
         if all(getattr(cls, n) is getattr(base, n) for n in needs):
             setattr(loop, name, getattr(native, name))

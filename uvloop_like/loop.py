@@ -98,6 +98,11 @@ def _run_until_complete_cb(fut):
     _futures._get_loop(fut).stop()
 
 
+# How stdlib's create_task names a task factory's task (gone in 3.13, which
+# calls task.set_name).
+_set_task_name = getattr(_tasks, "_set_task_name", None)
+
+
 def _check_callback(callback, method):
     if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
@@ -671,7 +676,10 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
             else:
                 task = self._task_factory(self, coro, context=context)
             if name is not None:
-                task.set_name(name)
+                if _set_task_name is not None:
+                    _set_task_name(task, name)  # 3.9-3.12: warns if the task has no set_name
+                else:
+                    task.set_name(name)
         return task
 
     def set_task_factory(self, factory):
