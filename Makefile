@@ -1,7 +1,7 @@
 # Entry points: test, test-all, check-dist, wheel, check-wheel, bench, bench-instr, conformance, lint, clean,
 # fuzz (the stdlib-vs-uvloop_like differential test, long: FUZZ_EXAMPLES=5000),
-# sanitize (libuv and uvl.c under ASan+UBSan in .venv-sanitize, then the unit
-# suite; docs/sanitize.md).
+# sanitize (libuv, uvl.c and the native core _core.c under ASan+UBSan in
+# .venv-sanitize, then the unit suite; docs/sanitize.md).
 # Each bootstraps a virtualenv ($(VENV)) with $(PYTHON) and installs what it needs.
 #
 # What runs where: `make test` runs the unit suite (with the framework tests,
@@ -106,9 +106,10 @@ lint: $(STAMP)
 test-all:
 	bash .ci/test-all.sh
 
-# libuv and uvl.c built with -fsanitize=address,undefined (in a copy of the
-# tree, into .venv-sanitize), the unit suite run with the runtimes preloaded;
-# any sanitizer report fails it.  SANITIZE_TESTS="tests/test_tcp.py" narrows it.
+# libuv, uvl.c and _core.c built with -fsanitize=address,undefined (in a copy
+# of the tree, into .venv-sanitize), the unit suite run on the native core and
+# the scheduler tests on the Python core, with the runtimes preloaded; any
+# sanitizer report fails it.  SANITIZE_TESTS="tests/test_tcp.py" narrows it.
 sanitize:
 	PYTHON=$(PYTHON) bash .ci/sanitize.sh
 

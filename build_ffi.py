@@ -344,15 +344,8 @@ typedef struct {
     int error;
 } uvl_sendfile_t;
 
-typedef struct {
-    uv_work_t work;
-    const char *path;
-    uint64_t ino;
-    int result;
-} uvl_unlink_if_t;
-
 void uv_fs_req_cleanup(uv_fs_t *req);
-int uvl_unlink_if(uv_loop_t *loop, uvl_unlink_if_t *r);
+int uvl_unlink_if_same(const char *path, uint64_t ino);
 int uvl_fs_stat(uv_loop_t *loop, uv_fs_t *req, const char *path, int follow);
 int uvl_fs_unlink(uv_loop_t *loop, uv_fs_t *req, const char *path);
 void uvl_fs_statinfo(uv_fs_t *req, uint64_t *mode, uint64_t *ino, uint64_t *dev);

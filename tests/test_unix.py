@@ -117,6 +117,26 @@ def test_unix_socket_file_cleanup(loop, sock_path):
     run(loop, main())
 
 
+@pytest.mark.skipif(not PY313, reason="cleanup_socket is 3.13's")
+def test_unix_socket_file_removed_inside_close(loop, sock_path):
+    # As stdlib (and CPython's test_server.UnixServerCleanupTests): the file
+    # is gone when close() returns, before any wait_closed(); a file that
+    # replaced it since the bind is left alone.
+    async def main():
+        server = await loop.create_unix_server(Echo, sock_path)
+        server.close()
+        assert not os.path.exists(sock_path)
+        await server.wait_closed()
+        server = await loop.create_unix_server(Echo, sock_path)
+        os.unlink(sock_path)
+        with open(sock_path, "w") as f:
+            f.write("replaced")
+        server.close()
+        assert open(sock_path).read() == "replaced"
+        await server.wait_closed()
+    run(loop, main())
+
+
 def test_unix_sock_arguments(loop, sock_path):
     async def main():
         lsock = socket.socket(socket.AF_UNIX)

@@ -56,7 +56,6 @@ UINTPTR = _t("uintptr_t")  # addresses handed to the native core (_coresel.py)
 INT_ARRAY = _t("int[]")
 FS_P = _t("uv_fs_t *")
 SENDFILE_P = _t("uvl_sendfile_t *")
-UNLINK_IF_P = _t("uvl_unlink_if_t *")
 UINT64_P = _t("uint64_t *")
 
 # Complete the structs now too (cffi fills in a struct's layout on first use).
@@ -75,7 +74,6 @@ for _ct in (
     PROCESS_P,
     FS_P,
     SENDFILE_P,
-    UNLINK_IF_P,
 ):
     ffi.sizeof(_ct.item)
 ffi.sizeof("uv_buf_t")

@@ -167,7 +167,6 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         self._uv_handles = set()               # wrappers of open libuv handles (handles/base.py)
         self._uv_requests = set()              # in-flight libuv requests (handles/dns.py)
         self._unix_server_sockets = {}         # listening unix socket -> its file's inode (3.13)
-        self._unix_cleanups = {}               # closed unix socket -> future of its file's removal
 
         self._core = LoopCore()
         try:

@@ -45,33 +45,12 @@ def _set_reuseport(sock):
                          "SO_REUSEPORT defined but not implemented.") from None
 
 
-class _UnixServer(_base_events.Server):
-    """stdlib's Server whose wait_closed() also waits for the removal of
-    its socket files (3.13's cleanup_socket), which close() starts on the
-    thread pool (see ServerMixin._unlink_unix_socket)."""
-
-    _unlinks = ()
-
-    def close(self):
-        sockets = self._sockets
-        super().close()
-        if sockets:
-            pending = self._loop._unix_cleanups
-            self._unlinks = [pending.pop(sock) for sock in sockets if sock in pending]
-
-    async def wait_closed(self):
-        await super().wait_closed()
-        for fut in self._unlinks:
-            if not fut.done():
-                await _tasks.shield(fut)
-
-
 def _new_server(loop, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                ssl_shutdown_timeout, server_class=_base_events.Server):
+                ssl_shutdown_timeout):
     if _compat.PY311:
-        return server_class(loop, sockets, protocol_factory, ssl, backlog,
-                            ssl_handshake_timeout, ssl_shutdown_timeout)
-    return server_class(loop, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout)
+        return _base_events.Server(loop, sockets, protocol_factory, ssl, backlog,
+                                   ssl_handshake_timeout, ssl_shutdown_timeout)
+    return _base_events.Server(loop, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout)
 
 
 class ServerMixin:
@@ -214,8 +193,7 @@ class ServerMixin:
                     raise
         sock.setblocking(False)
         server = _new_server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                             ssl_shutdown_timeout,
-                             _UnixServer if sock in self._unix_server_sockets else _base_events.Server)
+                             ssl_shutdown_timeout)
         if start_serving:
             server._start_serving()
             await _tasks.sleep(0)
@@ -236,7 +214,7 @@ class ServerMixin:
         self._remove_reader(sock.fileno())
         sock.close()
         if path is not None:
-            self._unix_cleanups[sock] = self._unlink_unix_socket(path, self._unix_server_sockets.pop(sock))
+            self._unlink_unix_socket(path, self._unix_server_sockets.pop(sock))
 
     async def _remove_stale_unix_socket(self, path):
         """Before binding ``path`` (stdlib's check): remove it if it is a
@@ -255,27 +233,17 @@ class ServerMixin:
     def _unlink_unix_socket(self, path, prev_ino):
         """3.13's cleanup_socket at Server.close(): unlink ``path`` if its
         inode is still the one bound, so a file that replaced it survives.
-
-        stdlib stats and unlinks in close(), on the loop thread.  Here one
-        thread-pool work item does both and close() returns at once; the
-        future returned is done once the file is gone (or kept), and our
-        Server's wait_closed() awaits it, so after ``close(); await
-        wait_closed()`` the file is gone as with stdlib; loop.close() waits
-        for it too.  fstat() of the listening socket would be no substitute:
-        it describes the socket, not the file at ``path``."""
-        done = self.create_future()
-
-        def on_done(result):
-            if isinstance(result, OSError) and not isinstance(result, FileNotFoundError):
-                logger.error("Unable to clean up listening UNIX socket %r: %r", path, result)
-            if not done.done() and not self.is_closed():
-                done.set_result(None)
-
+        As stdlib, at once, inside close(): the stat and the unlink run in
+        the native layer (handles/fs.py unlink_if_same), not as Python-level
+        os calls on the loop thread.  fstat() of the listening socket would
+        be no substitute: it describes the socket, not the file at
+        ``path``."""
         try:
-            _fs.UnlinkIfSameRequest(self, path, prev_ino, on_done)
-        except (OSError, RuntimeError) as err:
-            on_done(err)
-        return done
+            _fs.unlink_if_same(path, prev_ino)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
 
     def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
                            ssl_handshake_timeout=None, ssl_shutdown_timeout=None):

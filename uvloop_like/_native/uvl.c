@@ -1206,36 +1206,19 @@ static void uvl_fs_statinfo(uv_fs_t *req, uint64_t *mode, uint64_t *ino, uint64_
 
 /* 3.13's cleanup_socket at Server.close(): unlink path only if it is still
  * the file the server bound (same inode), as stdlib's os.stat + os.unlink,
- * in one work item: loop.close() can then let it finish without having to
- * start a second request while it drains. */
-typedef struct {
-    uv_work_t work;     /* first member: work.data is the Python owner */
-    const char *path;   /* owned by the Python owner until the completion */
-    uint64_t ino;       /* unlink only if the file still has this inode */
-    int result;         /* out: 0 unlinked, 1 kept (another file there), or -errno */
-} uvl_unlink_if_t;
-
-static void uvl_unlink_if_work(uv_work_t *w)
+ * and as stdlib does it, at once, inside close() (CPython's test_asyncio
+ * checks the path right after close()).  Done here in the native layer,
+ * not by Python-level os calls on the loop thread (DESIGN.md rule 11:
+ * blocking-call detectors stay silent); a stat and an unlink of a local
+ * socket file.  0 unlinked, 1 kept (another file is there now), or -errno. */
+static int uvl_unlink_if_same(const char *path, uint64_t ino)
 {
-    uvl_unlink_if_t *r = (uvl_unlink_if_t *)w;
     struct stat st;
-    if (stat(r->path, &st) != 0)
-        r->result = -errno;
-    else if ((uint64_t)st.st_ino != r->ino)
-        r->result = 1;
-    else
-        r->result = unlink(r->path) != 0 ? -errno : 0;
-}
-
-static void uvl_unlink_if_after(uv_work_t *w, int status)
-{
-    uvl_push(w->loop, w->data, UVL_EV_FS, status, 0);
-}
-
-static int uvl_unlink_if(uv_loop_t *loop, uvl_unlink_if_t *r)
-{
-    UVL_CHECK_LOOP(loop);
-    return uv_queue_work(loop, &r->work, uvl_unlink_if_work, uvl_unlink_if_after);
+    if (stat(path, &st) != 0)
+        return -errno;
+    if ((uint64_t)st.st_ino != ino)
+        return 1;
+    return unlink(path) != 0 ? -errno : 0;
 }
 
 /* The socket's descriptor is duplicated for the life of the transfer: a

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 
-from .._ffi import CHAR_ARRAY, FS_P, REQ_P, SENDFILE_P, UINT64_P, UNLINK_IF_P, ffi, lib
+from .._ffi import FS_P, REQ_P, SENDFILE_P, UINT64_P, ffi, lib
 from .._futures import settler
 from ..errors import convert_error
-from .base import check_open
 from .dns import _Request as _PoolRequest
 
 SF_DONE = lib.UVL_SF_DONE          # the requested count is sent
@@ -79,50 +78,16 @@ class UnlinkRequest(FsRequest):
         self._start(lib.uvl_fs_unlink(loop._core.uv, self._ptr, self._path))
 
 
-class UnlinkIfSameRequest:
-    """Unlink ``path`` only if its inode is still ``ino`` (stat + unlink in
-    one work item, uvl.c's uvl_unlink_if_t).  ``callback(result)``: True
-    (unlinked), False (another file is there now) or the OSError.
-
-    loop.close() does not cancel it but waits for it: stdlib does this
-    inside Server.close(), so a close() right before loop.close() still
-    removes the file."""
-
-    __slots__ = ("_loop", "_ptr", "_data", "_path", "_callback", "done")
-
-    def __init__(self, loop, path, ino, callback):
-        check_open(loop)
-        self._loop = loop
-        self._ptr = ffi.new(UNLINK_IF_P)
-        self._data = ffi.new_handle(self)
-        self._ptr.work.data = self._data
-        self._path = ffi.new(CHAR_ARRAY, os.fsencode(path))
-        self._ptr.path = self._path
-        self._ptr.ino = ino
-        self._callback = callback
-        self.done = False
-        status = lib.uvl_unlink_if(loop._core.uv, self._ptr)
-        if status < 0:
-            self._data = self._callback = None
-            raise convert_error(status)
-        loop._uv_requests.add(self)
-
-    def cancel(self):
-        pass   # see the class docstring
-
-    def _on_complete(self, status):
-        self.done = True
-        self._loop._uv_requests.discard(self)
-        self._data = None
-        callback, self._callback = self._callback, None
-        result = self._ptr.result
-        if status < 0:
-            outcome = convert_error(status)
-        elif result < 0:
-            outcome = OSError(-result, os.strerror(-result), os.fsdecode(ffi.string(self._path)))
-        else:
-            outcome = result == 0
-        callback(outcome)
+def unlink_if_same(path, ino):
+    """Unlink ``path`` only if its inode is still ``ino``: True (unlinked)
+    or False (another file is there now); raises the OSError.  At once, in
+    the native layer (uvl.c's uvl_unlink_if_same): 3.13's cleanup_socket,
+    which stdlib runs inside Server.close()."""
+    encoded = os.fsencode(path)
+    result = lib.uvl_unlink_if_same(encoded, ino)
+    if result < 0:
+        raise OSError(-result, os.strerror(-result), os.fsdecode(encoded))
+    return result == 0
 
 
 class SendfileRequest:
