@@ -63,8 +63,12 @@ if "$VPY" -c "import platform, sys; sys.exit(platform.python_implementation() !=
     if command -v nm >/dev/null; then
         for want in ${SAN//,/ }; do
             case $want in address) sym=__asan_ ;; undefined) sym=__ubsan_ ;; *) continue ;; esac
-            nm -D --undefined-only "$core_so" | grep -q "$sym" \
-                || { echo "sanitize: $core_so is not built with -fsanitize=$want" >&2; exit 1; }
+            # (The symbol list is read whole before the match: `nm | grep -q`
+            # under pipefail fails when grep quits first and nm gets SIGPIPE.)
+            undefined_syms=$(nm -D --undefined-only "$core_so")
+            case $undefined_syms in *"$sym"*) ;;
+                *) echo "sanitize: $core_so is not built with -fsanitize=$want" >&2; exit 1 ;;
+            esac
         done
     fi
     NATIVE=1

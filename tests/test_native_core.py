@@ -801,6 +801,16 @@ def test_missing_closed_flag_is_python_s_error(loop):
     assert not loop._scheduled or all(t.cancelled() for t in loop._scheduled)
 
 
+def test_scheduling_methods_kept_past_close_raise_closed(loop):
+    # A bound method taken before loop.close() (the native core's, on the
+    # native core) raises what the loop's methods raise once it is closed.
+    held = [loop.call_soon, loop.call_soon_threadsafe, loop.call_later, loop.call_at]
+    loop.close()
+    for method, args in zip(held, ((print,), (print,), (1, print), (1, print))):
+        with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+            method(*args)
+
+
 @native_only
 def test_native_run_with_a_hostile_flag():
     class BadBool:

@@ -118,6 +118,7 @@ typedef struct {
     PyObject *ready_append;
     PyObject *ready_popleft;
     int running;           /* Core.run frames under way: close() waits for none */
+    int closed;            /* close() ran: its methods then say "Event loop is closed" */
     /* create_task/create_future (their section below).  close() keeps these:
      * a bound method held past Loop.close() still reaches the Python core. */
     PyObject *loop_ref;    /* weak reference to the loop */
@@ -339,7 +340,10 @@ static int
 check_alive(CoreObject *self)
 {
     if (self->loop == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Core is closed or not initialized");
+        /* A bound method kept past loop.close() says what the Python
+         * method says. */
+        PyErr_SetString(PyExc_RuntimeError, self->closed ? "Event loop is closed"
+                        : "Core is not initialized");
         return -1;
     }
     return 0;
@@ -940,7 +944,7 @@ call_class_method(CoreObject *self, PyObject *name, PyObject *const *args, Py_ss
 {
     PyObject *loop = Py_XNewRef(self->loop);
     if (loop == NULL && self->loop_ref == NULL) {
-        check_alive(self);  /* never initialized: "Core is closed or not initialized" */
+        check_alive(self);  /* never initialized: "Core is not initialized" */
         return NULL;
     }
     if (loop == NULL) {
@@ -1706,6 +1710,7 @@ Core_close(CoreObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     core_release(self);
+    self->closed = 1;
     Py_RETURN_NONE;
 }
 
