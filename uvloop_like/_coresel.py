@@ -4,9 +4,9 @@ The native core (``uvloop_like/_core.c``, CPython only; issue 9) takes over
 call_soon, call_soon_threadsafe, call_later, call_at, create_task,
 create_future and the run loop of a Loop.  It is the DEFAULT on CPython;
 ``UVLOOP_LIKE_PURE=1`` (or ``UVLOOP_LIKE_CORE=python``) selects the Python
-core instead.  PyPy, and a
-CPython where the extension did not build, always run the Python core.  The
-choice is made once, at import; ``uvloop_like.core()`` reports it.
+core instead.  PyPy, and a CPython where the extension did not build, always
+run the Python core.  The choice is made once, at import;
+``uvloop_like.core()`` reports it.
 """
 from __future__ import annotations
 
