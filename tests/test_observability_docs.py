@@ -167,6 +167,15 @@ def _fake_opentelemetry(meter):
     return {"opentelemetry": otel, "opentelemetry.metrics": otel_metrics}
 
 
+async def _cancelled(task):
+    """Cancel a doc example's background task and wait until it has ended."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 def test_opentelemetry_example(uvl):
     meter = _Meter()
     ns = _run_block("def instrument_loop(", _fake_opentelemetry(meter))
@@ -176,11 +185,7 @@ def test_opentelemetry_example(uvl):
         for _ in range(50):
             await asyncio.sleep(0)
         await asyncio.sleep(0.05)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await _cancelled(task)
 
     uvl.run_until_complete(main())
     import threading
@@ -212,11 +217,7 @@ def test_utilisation_example(uvl):
         while len(reports) < 2 and time.monotonic() < end:
             time.sleep(0.01)  # busy: the loop is blocked in a callback
             await asyncio.sleep(0.01)  # idle
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await _cancelled(task)
 
     uvl.run_until_complete(main())
     assert len(reports) >= 2
