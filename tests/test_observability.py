@@ -40,6 +40,17 @@ def _settle(loop, turns=5):
     loop.run_until_complete(spin())
 
 
+def _assert_two_transports_moved(uvl, base, during, nbytes):
+    """Two open transports moved ``nbytes`` each way by ``during``; once
+    closed and settled, the transport and handle gauges are back to ``base``."""
+    d = _delta(during, base)
+    assert d["bytes_sent"] == d["bytes_received"] == nbytes
+    assert d["transports"] == 2
+    _settle(uvl)
+    end = uvl.stats()
+    assert (end.transports, end.handles) == (base.transports, base.handles)
+
+
 # --- the snapshot --------------------------------------------------------------
 
 FIELDS = ("iterations", "callbacks", "idle_time", "busy_time", "slow_callbacks", "max_callback_time",
@@ -348,13 +359,7 @@ def test_udp_bytes(uvl):
         server.close()
         return during
 
-    during = uvl.run_until_complete(main())
-    d = _delta(during, base)
-    assert d["bytes_sent"] == d["bytes_received"] == 1000
-    assert d["transports"] == 2
-    _settle(uvl)
-    assert uvl.stats().transports == base.transports
-    assert uvl.stats().handles == base.handles
+    _assert_two_transports_moved(uvl, base, uvl.run_until_complete(main()), 1000)
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="unix sockets")
@@ -401,13 +406,7 @@ def test_pipe_bytes(uvl):
         rtransport.close()
         return during
 
-    during = uvl.run_until_complete(main())
-    d = _delta(during, base)
-    assert d["bytes_sent"] == d["bytes_received"] == 5000
-    assert d["transports"] == 2
-    _settle(uvl)
-    end = uvl.stats()
-    assert (end.transports, end.handles) == (base.transports, base.handles)
+    _assert_two_transports_moved(uvl, base, uvl.run_until_complete(main()), 5000)
 
 
 # --- the slow-callback hook -------------------------------------------------------
