@@ -321,14 +321,27 @@ dict_get(CoreObject *self, PyObject *key)
     return PyDict_GetItemWithError(self->dict, key);
 }
 
+/* loop.<key> (instance dict, borrowed) in *out: 1 when it is there, 0 when
+ * not, -1 with an exception.  One place tells "missing" from "failed", so
+ * each caller only maps the three cases to its own answer. */
+static int
+dict_find(CoreObject *self, PyObject *key, PyObject **out)
+{
+    *out = dict_get(self, key);
+    if (*out != NULL)
+        return 1;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* The truth of loop.<key>: 1, 0, -1 with an exception; -2 (no exception)
  * when the attribute is not in the instance dict. */
 static int
 dict_flag(CoreObject *self, PyObject *key)
 {
-    PyObject *v = dict_get(self, key);
-    if (v == NULL)
-        return PyErr_Occurred() ? -1 : -2;
+    PyObject *v;
+    int found = dict_find(self, key, &v);
+    if (found <= 0)
+        return found < 0 ? -1 : -2;
     if (v == Py_False || v == Py_None)
         return 0;
     if (v == Py_True)
@@ -355,9 +368,10 @@ check_alive(CoreObject *self)
 static int
 get_ready(CoreObject *self)
 {
-    PyObject *ready = dict_get(self, s_ready);
-    if (ready == NULL)
-        return PyErr_Occurred() ? -1 : 1;
+    PyObject *ready;
+    int found = dict_find(self, s_ready, &ready);
+    if (found <= 0)
+        return found < 0 ? -1 : 1;
     if (ready == self->ready)
         return 0;
     if ((PyObject *)Py_TYPE(ready) != DequeType)
@@ -1091,11 +1105,24 @@ python:
     return call_class_method(self, s_create_future, args, nargs, kwnames);
 }
 
+/* Module `modname`'s dict in *dict and its attribute `name` in *cls (new
+ * references).  0, or -1 with an exception. */
+static int
+import_class(const char *modname, PyObject *name, PyObject **dict, PyObject **cls)
+{
+    PyObject *mod = PyImport_ImportModule(modname);
+    if (mod == NULL)
+        return -1;
+    *dict = Py_NewRef(PyModule_GetDict(mod));
+    *cls = PyObject_GetAttr(mod, name);
+    Py_DECREF(mod);
+    return *cls == NULL ? -1 : 0;
+}
+
 /* The module's side: asyncio's Task and Future and the names above. */
 static int
 task_module_init(void)
 {
-    PyObject *mod;
     if ((s_create_task = PyUnicode_InternFromString("create_task")) == NULL
             || (s_create_future = PyUnicode_InternFromString("create_future")) == NULL
             || (s_task_factory = PyUnicode_InternFromString("_task_factory")) == NULL
@@ -1116,19 +1143,8 @@ task_module_init(void)
     if (kw_loop == NULL || kw_loop_name == NULL || kw_loop_context == NULL
             || kw_loop_name_context == NULL)
         return -1;
-    if ((mod = PyImport_ImportModule("asyncio.tasks")) == NULL)
-        return -1;
-    TasksDict = Py_NewRef(PyModule_GetDict(mod));
-    TaskType = PyObject_GetAttr(mod, s_Task);
-    Py_DECREF(mod);
-    if (TaskType == NULL)
-        return -1;
-    if ((mod = PyImport_ImportModule("asyncio.futures")) == NULL)
-        return -1;
-    FuturesDict = Py_NewRef(PyModule_GetDict(mod));
-    FutureType = PyObject_GetAttr(mod, s_Future);
-    Py_DECREF(mod);
-    if (FutureType == NULL)
+    if (import_class("asyncio.tasks", s_Task, &TasksDict, &TaskType) < 0
+            || import_class("asyncio.futures", s_Future, &FuturesDict, &FutureType) < 0)
         return -1;
     if (!PyType_Check(TaskType) || !PyType_Check(FutureType)) {
         PyErr_SetString(PyExc_ImportError, "uvloop_like._core: unexpected asyncio.Task/Future");
@@ -1406,10 +1422,9 @@ perf_now(double *out)
 static int
 hook_set(CoreObject *self)
 {
-    PyObject *hook = dict_get(self, s_slow_hook);
-    if (hook == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    return hook != Py_None;
+    PyObject *hook;
+    int found = dict_find(self, s_slow_hook, &hook);
+    return found <= 0 ? found : hook != Py_None;
 }
 
 /* After handle h ran for dt seconds with a hook set: loop._call_slow_hook(h,
@@ -1420,9 +1435,10 @@ static int
 report_if_slow(CoreObject *self, PyObject *h, double dt)
 {
     /* The threshold first: a fast callback costs one look-up. */
-    PyObject *thr = dict_get(self, s_slow_hook_threshold);
-    if (thr == NULL)
-        return PyErr_Occurred() ? -1 : 0;
+    PyObject *thr;
+    int found = dict_find(self, s_slow_hook_threshold, &thr);
+    if (found <= 0)
+        return found;
     double threshold;
     if (PyFloat_CheckExact(thr)) {
         threshold = PyFloat_AS_DOUBLE(thr);
