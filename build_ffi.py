@@ -162,6 +162,7 @@ typedef struct {
     int kind;
     int status;
     int events;
+    void *target;
 } uvl_event_t;
 
 /* loop.stats() counters (observe; uvl.c's stats section). */
@@ -581,6 +582,9 @@ def _make_ffi():
     ffi.cdef(CDEF)
     with open(os.path.join(HERE, "uvloop_like", "_native", "uvl.c")) as f:
         helpers = f.read()
+    # uvl.c includes uvl_core_api.h, which sits next to it (and _core.c
+    # includes it too: one declaration of what the two share).
+    native_dir = os.path.join(HERE, "uvloop_like", "_native")
     if os.environ.get("UVLOOP_LIKE_SYSTEM_LIBUV") == "1":
         kwargs = _system_libuv()
     else:
@@ -609,6 +613,7 @@ def _make_ffi():
         kwargs["extra_compile_args"] = ["-include", GLIBC_COMPAT_HEADER]
         kwargs["extra_link_args"] = kwargs.get("extra_link_args", []) + [
             "-Wl,--no-as-needed", "-l:libpthread.so.0", "-l:libdl.so.2", "-Wl,--as-needed"]
+    kwargs["include_dirs"] = [native_dir] + kwargs.get("include_dirs", [])
     kwargs["py_limited_api"] = False
     if SANITIZE:
         kwargs["extra_compile_args"] = kwargs.get("extra_compile_args", []) + sanitize_flags()

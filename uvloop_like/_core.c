@@ -46,17 +46,13 @@ static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
 static inline PyObject *Py_XNewRef(PyObject *o) { Py_XINCREF(o); return o; }
 #endif
 
-/* Must match uvl.c's uvl_core_api_t. */
-typedef struct {
-    int abi;
-    int size;
-    int (*run)(void *l, int64_t timeout_ms);
-    int (*wakeup)(void *l);
-    int (*run_counted)(void *l, int64_t timeout_ms, uint64_t ran);  /* loop.stats() */
-    void (*count_callbacks)(void *l, uint64_t n);
-} core_api_t;
+/* The cffi module's table (and the completion record): one declaration,
+ * shared with uvl.c. */
+#include "_native/uvl_core_api.h"
 
-#define CORE_API_ABI 2
+typedef uvl_core_api_t core_api_t;
+
+#define CORE_API_ABI UVL_CORE_API_ABI
 #define MAX_WAIT_MS (24.0 * 3600 * 1000)  /* loop.py's _MAX_WAIT_MS */
 
 /* --- module state (single-phase init: one per process) ------------------ */
@@ -109,7 +105,7 @@ typedef struct {
     PyObject *dict;        /* loop.__dict__: the Python core's state */
     PyObject *lcore;       /* loop._core (handles/core.py LoopCore): owns the uvl_loop_t */
     PyObject *pending;     /* lcore.pending: completions an exception interrupted */
-    void *uvl;             /* its uvl_loop_t * */
+    struct uvl_loop_s *uvl;  /* its uvl_loop_t * */
     const core_api_t *api;
     PyObject *time_func;   /* Loop.time: the clock is native while type(loop).time is it */
     /* The Python core's functions (Loop.call_soon, ...) for the fallbacks. */
@@ -303,7 +299,7 @@ Core_init(CoreObject *self, PyObject *args, PyObject *kwds)
     self->loop = Py_NewRef(loop);
     self->lcore = lcore;
     self->pending = pending;
-    self->uvl = (void *)uvl;
+    self->uvl = (struct uvl_loop_s *)uvl;
     self->api = CoreApi;
     self->time_func = Py_NewRef(time_func);
     self->py_call_soon = Py_NewRef(cs);

@@ -16,12 +16,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <uv.h>
+/* The completion record, the kinds the native core reads and its table of
+ * entry points (shared with _core.c). */
+#include "uvl_core_api.h"
 
 #define UVL_EV_POLL 1
-#define UVL_EV_CLOSE 2
 #define UVL_EV_GETADDRINFO 3
 #define UVL_EV_GETNAMEINFO 4
-#define UVL_EV_READ 5          /* status: nread or error; events: arena offset, -1: posted buffer */
 #define UVL_EV_WRITE 6         /* owner: the stream's owner; writes complete in FIFO order */
 #define UVL_EV_SHUTDOWN 7
 #define UVL_EV_CONNECTION 8    /* a listening stream has a connection to accept */
@@ -33,13 +34,6 @@
  * which is ignored, and the still-readable descriptor is read next time. */
 #define UVL_ARENA_SIZE (1024 * 1024)
 #define UVL_READ_CHUNK (256 * 1024)
-
-typedef struct {
-    void *owner;    /* the Python owner's ffi handle (handle->data / req->data) */
-    int kind;       /* UVL_EV_* */
-    int status;     /* libuv status, 0 or a negative UV_E* code */
-    int events;     /* UV_READABLE | UV_WRITABLE ... for polls */
-} uvl_event_t;
 
 /* ---- stats: counters behind loop.stats() (observe; docs/design.md, "Observability") ----
  * Every transport's bytes pass one of the C functions below exactly once; each
@@ -66,7 +60,7 @@ static size_t uvl_bufs_size(const uv_buf_t *bufs, unsigned int nbufs)
 }
 #define UVL_STAT_ADD(uvloop, field, n) (((uvl_loop_t *)(uvloop))->stats.field += (uint64_t)(n))
 
-typedef struct {
+typedef struct uvl_loop_s {
     uv_loop_t uv;           /* first member: a handle's ->loop is this struct */
     uv_timer_t wake_timer;  /* bounds the poll wait by the earliest Python timer */
     uv_async_t wakeup;      /* call_soon_threadsafe() wakes a sleeping loop */
@@ -147,7 +141,7 @@ static int uvl_cancel(uv_req_t *req)
 
 /* A stream handle (TCP or pipe) and the BufferedProtocol buffer Python has
  * posted for its next read. */
-typedef struct {
+typedef struct uvl_stream_s {
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -157,9 +151,19 @@ typedef struct {
     char *posted;        /* memory from get_buffer(); NULL once a read used it */
     size_t posted_len;
     int buffered;        /* 1: read only into the posted buffer, never the arena */
+    void *target;        /* the native core's: recorded with each read (uvl_core_api.h) */
 } uvl_stream_t;
 
+static void uvl_push_target(uv_loop_t *loop, void *owner, int kind, int status, int events,
+                            void *target);
+
 static void uvl_push(uv_loop_t *loop, void *owner, int kind, int status, int events)
+{
+    uvl_push_target(loop, owner, kind, status, events, NULL);
+}
+
+static void uvl_push_target(uv_loop_t *loop, void *owner, int kind, int status, int events,
+                            void *target)
 {
     uvl_loop_t *l = (uvl_loop_t *)loop;
     if (l->nevents == l->capacity) {
@@ -177,6 +181,7 @@ static void uvl_push(uv_loop_t *loop, void *owner, int kind, int status, int eve
     l->events[l->nevents].kind = kind;
     l->events[l->nevents].status = status;
     l->events[l->nevents].events = events;
+    l->events[l->nevents].target = target;
     l->nevents++;
 }
 
@@ -417,17 +422,17 @@ static void uvl_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || nread == UV_ENOBUFS)
         return;  /* EAGAIN, or no buffer this time: try again next iteration */
     if (nread < 0) {
-        uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, 0);
+        uvl_push_target(stream->loop, stream->data, UVL_EV_READ, (int)nread, 0, s->target);
         return;
     }
     UVL_STAT_ADD(l, bytes_received, nread);
     if (s->posted != NULL && buf->base == s->posted) {
         s->posted = NULL;  /* Python posts the next buffer after buffer_updated() */
-        uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, -1);
+        uvl_push_target(stream->loop, stream->data, UVL_EV_READ, (int)nread, -1, s->target);
     } else {
         int offset = (int)(buf->base - l->arena);
         l->arena_used += (size_t)nread;
-        uvl_push(stream->loop, stream->data, UVL_EV_READ, (int)nread, offset);
+        uvl_push_target(stream->loop, stream->data, UVL_EV_READ, (int)nread, offset, s->target);
     }
 }
 
@@ -452,12 +457,14 @@ static void uvl_connection_cb(uv_stream_t *server, int status)
 static int uvl_tcp_init(uv_loop_t *loop, uvl_stream_t *s)
 {
     UVL_CHECK_LOOP(loop);
+    s->target = NULL;
     return uv_tcp_init(loop, &s->u.tcp);
 }
 
 static int uvl_pipe_init(uv_loop_t *loop, uvl_stream_t *s, int ipc)
 {
     UVL_CHECK_LOOP(loop);
+    s->target = NULL;
     return uv_pipe_init(loop, &s->u.pipe, ipc);
 }
 
@@ -902,7 +909,8 @@ static int uvl_child_reap(int pid, int *returncode)
 /* uv_udp_t datagram endpoints (handles/udp.py).  Event kinds of their own
  * range, so other sections can add kinds without colliding. */
 
-#define UVL_EV_RECV 20   /* status: datagram size or error; events: arena offset of its header, -1 on error */
+/* UVL_EV_RECV 20 (uvl_core_api.h): status: datagram size or error; events:
+ * arena offset of its header, -1 on error */
 #define UVL_EV_SEND 21   /* a queued uv_udp_send finished; they finish in FIFO order */
 
 /* Datagrams are read with recvmmsg (UV_UDP_RECVMMSG): one system call takes
@@ -917,15 +925,16 @@ static int uvl_child_reap(int pid, int *returncode)
  * k starts at base + 1 KiB + 64 KiB k = H + 1024 + (H % 1024) * 2047, which
  * is how LoopCore.process finds it.  The header doubles as the key of
  * Python's address cache and as the sockaddr a reply is sent to. */
-#define UVL_UDP_HEADER 32
+/* UVL_UDP_HEADER 32 and UVL_UDP_BATCH_HEAD 1024 (room for the 20 headers,
+ * and the alignment): uvl_core_api.h, with UVL_UDP_DATA_OFFSET. */
 #define UVL_UDP_DGRAM_MAX 65536   /* libuv's chunk (UV__UDP_DGRAM_MAXSIZE) */
-#define UVL_UDP_BATCH_HEAD 1024   /* room for the 20 headers, and the alignment */
 #define UVL_UDP_BATCH_MAX 20      /* libuv's recvmmsg takes at most 20 */
 
-typedef struct {
+typedef struct uvl_udp_s {
     uv_udp_t udp;   /* first member: castable to uv_handle_t * */
     char *batch;    /* base of the batch alloc last handed out */
     int got;        /* the last batch had datagrams: read no more this time */
+    void *target;   /* the native core's: recorded with each datagram (uvl_core_api.h) */
 } uvl_udp_t;
 
 static void uvl_udp_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -976,7 +985,7 @@ static void uvl_udp_recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf
     if (nread < 0) {
         /* An error the socket reported (ECONNREFUSED after an ICMP port
          * unreachable on a connected socket): for error_received(). */
-        uvl_push(handle->loop, handle->data, UVL_EV_RECV, (int)nread, -1);
+        uvl_push_target(handle->loop, handle->data, UVL_EV_RECV, (int)nread, -1, u->target);
         return;
     }
     if (addr == NULL)
@@ -996,7 +1005,8 @@ static void uvl_udp_recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf
     l->arena_used = (size_t)(buf->base - l->arena) + (size_t)nread;
     u->got = 1;
     UVL_STAT_ADD(l, bytes_received, nread);
-    uvl_push(handle->loop, handle->data, UVL_EV_RECV, (int)nread, (int)(header - l->arena));
+    uvl_push_target(handle->loop, handle->data, UVL_EV_RECV, (int)nread, (int)(header - l->arena),
+                    u->target);
 }
 
 static void uvl_udp_send_cb(uv_udp_send_t *req, int status)
@@ -1009,6 +1019,7 @@ static int uvl_udp_init(uv_loop_t *loop, uvl_udp_t *u)
     UVL_CHECK_LOOP(loop);
     u->batch = NULL;
     u->got = 0;
+    u->target = NULL;
     return uv_udp_init_ex(loop, &u->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
 }
 
@@ -1348,25 +1359,34 @@ static void uvl_sendfile_stop(uvl_sendfile_t *r)
  * through a table of pointers, uvl_core_api() below, whose address _core
  * reads through this module's ffi at import.  abi and size let _core
  * refuse a table from a build that does not match it. */
-typedef struct {
-    int abi;
-    int size;
-    int (*run)(uvl_loop_t *l, int64_t timeout_ms);
-    int (*wakeup)(uvl_loop_t *l);
-    /* loop.stats() (stats section below): the native core's iteration runs
-     * through run_counted, as the Python core's through uvl_run_counted. */
-    int (*run_counted)(uvl_loop_t *l, int64_t timeout_ms, uint64_t ran);
-    void (*count_callbacks)(uvl_loop_t *l, uint64_t n);
-} uvl_core_api_t;
-
-#define UVL_CORE_API_ABI 2
-
 static int uvl_run_stats(uvl_loop_t *l, int64_t timeout_ms, uint64_t ran);
 static void uvl_stats_count_callbacks(uvl_loop_t *l, uint64_t n);
 
+static uvl_event_t *uvl_core_events(uvl_loop_t *l)
+{
+    return l->events;
+}
+
+static const char *uvl_core_arena(uvl_loop_t *l)
+{
+    return l->arena;
+}
+
+static void uvl_stream_set_target(uvl_stream_t *s, void *target)
+{
+    s->target = target;
+}
+
+static void uvl_udp_set_target(uvl_udp_t *u, void *target)
+{
+    u->target = target;
+}
+
+/* The table's type, uvl_core_api_t, is in uvl_core_api.h. */
 static const uvl_core_api_t uvl_core_api_table = {
     UVL_CORE_API_ABI, (int)sizeof(uvl_core_api_t), uvl_run, uvl_wakeup,
     uvl_run_stats, uvl_stats_count_callbacks,
+    uvl_core_events, uvl_core_arena, uvl_stream_set_target, uvl_udp_set_target,
 };
 
 static const void *uvl_core_api(void)
