@@ -1149,6 +1149,471 @@ task_module_init(void)
     return 0;
 }
 
+/* --- completions: the last libuv run's completion array, dispatched in C ---
+ * (issue 9, the read half of "I/O dispatch in C")
+ *
+ * The Python core's LoopCore.process (handles/core.py) turns every
+ * completion into a call of its owner: for a read, StreamHandle._on_read
+ * -> StreamReading._on_read (transports/base.py) -> context.run(
+ * protocol.data_received, data); for a datagram, UDPHandle._on_recv ->
+ * UDPTransport._on_recv (transports/datagram.py), which queues it for the
+ * transport's deliver handle.  process_completions below walks the same
+ * array in the same order and does those two common cases itself, in C,
+ * with the same guard; every other completion, and every read it cannot
+ * reproduce exactly, goes to LoopCore.process for that completion (or run
+ * of completions): the one Python dispatch, so behaviour stays identical.
+ *
+ * Which Python object a read belongs to.  A completion's owner is the
+ * handle's cffi handle (ffi.new_handle); turning it back into the object
+ * from C would mean relying on cffi's internals.  Instead the native core
+ * binds each stream and UDP handle as it is created (Core.bind, called by
+ * StreamHandle/UDPHandle.__init__): uvl.c keeps the handle object's address
+ * in its struct (`target`) and records it with each read completion
+ * (uvl_event_t.target).  The reference is BORROWED, and that is sound for
+ * the same reason the cffi handle in `owner` is: the handle object lives at
+ * least until its close completion is dispatched (loop._uv_handles holds it
+ * from init to _on_close: handles/base.py, rule 1), libuv reports no read
+ * after uv_close(), and the close completion is recorded after every read
+ * of the handle, so every read completion is dispatched, in order, before
+ * the handle can die.  Completions saved after an exception (LoopCore._save)
+ * are Python objects by then and never use `target`.  A strong reference
+ * would need dropping at exactly the handle's close completion on both
+ * cores (the Python core also dispatches this loop's completions: debug
+ * mode, Loop.close()); a borrowed one needs nothing.  The transport a read
+ * goes to is reached through the handle's `_on_read` slot, a strong
+ * reference taken for the time of the dispatch: a transport closed (or a
+ * handle closed) by an earlier completion of the batch is still alive and
+ * simply says so (_closing), which sends the read to the Python path.
+ *
+ * The fast paths (everything else falls back):
+ * - UVL_EV_READ into the arena (nread > 0) of a handle whose _on_read is
+ *   StreamReading._on_read bound to its transport, the transport not
+ *   closing, not paused, nothing held, not buffered, its _context a
+ *   contextvars.Context: protocol.data_received(bytes) inside that context
+ *   (PyContext_Enter/Exit, as Context.run); SystemExit/KeyboardInterrupt
+ *   propagate (the completions after it are saved, as LoopCore.process
+ *   saves them), anything else goes to transport._fatal_error(exc,
+ *   "Fatal error: protocol.data_received() call failed.") with exc being
+ *   handled (sys.exc_info()), as inside the Python `except` block.
+ * - UVL_EV_RECV of a datagram (status >= 0, header offset >= 0) of a UDP
+ *   handle whose _on_recv is UDPTransport._on_recv bound to its transport:
+ *   what that method does (append (data, sockaddr) to _received, queueing
+ *   _deliver_handle on loop._ready first when _received was empty); the
+ *   protocol's datagram_received runs from that handle, in the ready queue,
+ *   exactly as on the Python path.
+ * The slow-callback hook keeps LoopCore.process_timed (run_iteration), and
+ * debug mode runs whole iterations on the Python core. */
+
+static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *off);
+static PyObject *import_attr(const char *module, const char *name);
+
+static PyObject *StreamHandleType, *UdpHandleType;  /* handles/stream.py, handles/udp.py */
+static PyObject *StreamPtrType, *UdpPtrType;        /* ffi.typeof of their _ptr */
+static PyObject *StreamReadingOnRead;   /* transports/base.py StreamReading._on_read */
+static PyObject *UdpTransportOnRecv;    /* transports/datagram.py UDPTransport._on_recv */
+static Py_ssize_t off_on_read, off_on_recv;  /* the handles' callback slots */
+static int bind_state;                  /* 0: not loaded yet, 1: ready, -1: unavailable */
+static PyObject *s_save, *s_closing, *s_paused, *s_held, *s_buffered, *s_protocol,
+    *s_data_received, *s_fatal_error, *s_received, *s_deliver_handle, *s_loop, *s_ptr,
+    *s_on_read_name, *s_on_recv_name, *msg_data_received;
+
+/* What Core.bind needs, loaded at its first call (the transports import the
+ * handles, which import the cffi module: not at _core's import). */
+#define BIND_NAME(var, text) \
+    do { if (var == NULL && (var = PyUnicode_InternFromString(text)) == NULL) goto fail; } while (0)
+
+static int
+bind_load(void)
+{
+    if (bind_state != 0)
+        return bind_state;
+    PyObject *reading = NULL, *udpt = NULL;
+    BIND_NAME(s_save, "_save");
+    BIND_NAME(s_closing, "_closing");
+    BIND_NAME(s_paused, "_paused");
+    BIND_NAME(s_held, "_held");
+    BIND_NAME(s_buffered, "_buffered");
+    BIND_NAME(s_protocol, "_protocol");
+    BIND_NAME(s_data_received, "data_received");
+    BIND_NAME(s_fatal_error, "_fatal_error");
+    BIND_NAME(s_received, "_received");
+    BIND_NAME(s_deliver_handle, "_deliver_handle");
+    BIND_NAME(s_loop, "_loop");
+    BIND_NAME(s_ptr, "_ptr");
+    BIND_NAME(s_on_read_name, "_on_read");
+    BIND_NAME(s_on_recv_name, "_on_recv");
+    BIND_NAME(msg_data_received, "Fatal error: protocol.data_received() call failed.");
+    if ((StreamHandleType = import_attr("uvloop_like.handles.stream", "StreamHandle")) == NULL
+            || (UdpHandleType = import_attr("uvloop_like.handles.udp", "UDPHandle")) == NULL
+            || (StreamPtrType = import_attr("uvloop_like._ffi", "UVL_STREAM_P")) == NULL
+            || (UdpPtrType = import_attr("uvloop_like._ffi", "UDP_P")) == NULL
+            || (reading = import_attr("uvloop_like.transports.base", "StreamReading")) == NULL
+            || (udpt = import_attr("uvloop_like.transports.datagram", "UDPTransport")) == NULL
+            || !PyType_Check(StreamHandleType) || !PyType_Check(UdpHandleType)
+            || !PyType_Check(reading) || !PyType_Check(udpt))
+        goto fail;
+    /* The plain functions, from the classes' own dicts. */
+    StreamReadingOnRead = Py_XNewRef(PyDict_GetItemWithError(((PyTypeObject *)reading)->tp_dict,
+                                                             s_on_read_name));
+    UdpTransportOnRecv = Py_XNewRef(PyDict_GetItemWithError(((PyTypeObject *)udpt)->tp_dict,
+                                                            s_on_recv_name));
+    if (StreamReadingOnRead == NULL || UdpTransportOnRecv == NULL
+            || !PyFunction_Check(StreamReadingOnRead) || !PyFunction_Check(UdpTransportOnRecv)
+            || slot_offset((PyTypeObject *)StreamHandleType, "_on_read", &off_on_read) < 0
+            || slot_offset((PyTypeObject *)UdpHandleType, "_on_recv", &off_on_recv) < 0)
+        goto fail;
+    Py_DECREF(reading);
+    Py_DECREF(udpt);
+    bind_state = 1;
+    return 1;
+fail:
+    /* No fast path then: every completion goes to LoopCore.process. */
+    PyErr_Clear();
+    Py_XDECREF(reading);
+    Py_XDECREF(udpt);
+    Py_CLEAR(StreamHandleType);
+    Py_CLEAR(UdpHandleType);
+    Py_CLEAR(StreamPtrType);
+    Py_CLEAR(UdpPtrType);
+    Py_CLEAR(StreamReadingOnRead);
+    Py_CLEAR(UdpTransportOnRecv);
+    bind_state = -1;
+    return -1;
+}
+
+/* Core.bind(handle): record `handle` (a StreamHandle or UDPHandle of this
+ * loop, just initialised) as its reads' target.  True when bound; False
+ * when the fast path is unavailable (its reads then take the Python path). */
+static PyObject *
+Core_bind(CoreObject *self, PyObject *handle)
+{
+    if (check_alive(self) < 0)
+        return NULL;
+    if (bind_load() < 0)
+        Py_RETURN_FALSE;
+    int stream = PyObject_TypeCheck(handle, (PyTypeObject *)StreamHandleType);
+    if (!stream && !PyObject_TypeCheck(handle, (PyTypeObject *)UdpHandleType)) {
+        PyErr_SetString(PyExc_TypeError, "Core.bind: not a StreamHandle or UDPHandle");
+        return NULL;
+    }
+    PyObject *ptr = PyObject_GetAttr(handle, s_ptr);
+    if (ptr == NULL)
+        return NULL;
+    /* (checks the cdata's type: never an address a caller made up) */
+    uintptr_t addr = cdata_address(ptr, stream ? StreamPtrType : UdpPtrType);
+    Py_DECREF(ptr);
+    if (addr == 0)
+        return NULL;
+    if (stream)
+        self->api->stream_set_target((struct uvl_stream_s *)addr, handle);
+    else
+        self->api->udp_set_target((struct uvl_udp_s *)addr, handle);
+    Py_RETURN_TRUE;
+}
+
+/* The error set on entry, normalized, cleared: a new reference. */
+static PyObject *
+fetch_exc(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(exc, tb);
+        Py_DECREF(tb);
+    }
+    Py_XDECREF(type);
+    return exc;
+#endif
+}
+
+/* The error set now gets `handled` as its __context__, as an exception
+ * raised inside an `except` block does. */
+static void
+chain_context(PyObject *handled)
+{
+    PyObject *e = fetch_exc();
+    if (e != NULL && e != handled)
+        PyException_SetContext(e, Py_NewRef(handled));
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(e);
+#else
+    if (e != NULL)
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(e)), e, PyException_GetTraceback(e));
+#endif
+}
+
+/* fn(args...) with `exc` as the exception being handled (sys.exc_info()),
+ * as inside an `except ... as exc:` block.  The result, or NULL with an
+ * exception chained to exc. */
+static PyObject *
+call_handling(PyObject *fn, PyObject *const *args, size_t nargs, PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *saved = PyErr_GetHandledException();
+    PyErr_SetHandledException(exc);
+#else
+    PyObject *st, *sv, *stb;
+    PyErr_GetExcInfo(&st, &sv, &stb);
+    PyErr_SetExcInfo(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc),
+                     PyException_GetTraceback(exc));
+#endif
+    PyObject *r = PyObject_Vectorcall(fn, args, nargs, NULL);
+#if PY_VERSION_HEX >= 0x030B0000
+    PyErr_SetHandledException(saved);
+    Py_XDECREF(saved);
+#else
+    PyErr_SetExcInfo(st, sv, stb);
+#endif
+    if (r == NULL)
+        chain_context(exc);
+    return r;
+}
+
+/* lcore.process(end, start): the Python dispatch of completions
+ * [start, end).  0, or -1 with its exception (it saved nothing past end). */
+static int
+process_python(CoreObject *self, Py_ssize_t start, Py_ssize_t end)
+{
+    PyObject *args[3] = {self->lcore, NULL, NULL};
+    PyObject *r = NULL;
+    if ((args[1] = PyLong_FromSsize_t(end)) != NULL
+            && (args[2] = PyLong_FromSsize_t(start)) != NULL)
+        r = PyObject_VectorcallMethod(s_process, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(args[1]);
+    Py_XDECREF(args[2]);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* An exception interrupts the batch at completion `next`: LoopCore._save
+ * keeps [next, n) for dispatch_pending, as LoopCore.process does; the
+ * exception set on entry stays set (or _save's own replaces it).  -1. */
+static int
+save_rest(CoreObject *self, Py_ssize_t next, Py_ssize_t n)
+{
+    if (next >= n)
+        return -1;
+    PyObject *exc = fetch_exc();
+    PyObject *args[3] = {self->lcore, NULL, NULL};
+    PyObject *r = NULL;
+    if ((args[1] = PyLong_FromSsize_t(next)) != NULL && (args[2] = PyLong_FromSsize_t(n)) != NULL)
+        r = PyObject_VectorcallMethod(s_save, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(args[1]);
+    Py_XDECREF(args[2]);
+    if (r == NULL) {
+        if (exc != NULL)
+            chain_context(exc);
+        Py_XDECREF(exc);
+        return -1;
+    }
+    Py_DECREF(r);
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (exc != NULL)
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+    return -1;
+}
+
+/* An attribute of a transport, or NULL (no exception) when it cannot be
+ * read: the caller then takes the Python path, which reads it again. */
+static PyObject *
+peek_attr(PyObject *o, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        PyErr_Clear();
+    return v;
+}
+
+/* A read of nread bytes at arena offset `offset` for the stream handle h.
+ * 1: delivered (or its error handled); 0: not handled here (nothing done,
+ * no exception); -1: an exception to propagate. */
+static int
+fast_read(CoreObject *self, PyObject *h, const char *arena, int nread, int offset)
+{
+    PyObject *on_read = SLOT(h, off_on_read);
+    if (on_read == NULL || !PyMethod_Check(on_read)
+            || PyMethod_GET_FUNCTION(on_read) != StreamReadingOnRead)
+        return 0;
+    Py_INCREF(on_read);  /* (it holds the transport for the time of the call) */
+    PyObject *tr = PyMethod_GET_SELF(on_read);
+    PyObject *v, *protocol = NULL, *ctx = NULL, *meth = NULL, *data = NULL;
+    int rc = 0;
+    /* `_closing`, `_paused`, `_buffered` False, `_held` an empty deque. */
+    if ((v = peek_attr(tr, s_closing)) == NULL)
+        goto done;
+    Py_DECREF(v);
+    if (v != Py_False)
+        goto done;
+    if ((v = peek_attr(tr, s_paused)) == NULL)
+        goto done;
+    Py_DECREF(v);
+    if (v != Py_False)
+        goto done;
+    if ((v = peek_attr(tr, s_held)) == NULL)
+        goto done;
+    int held = (PyObject *)Py_TYPE(v) != DequeType || Py_SIZE(v) != 0;
+    Py_DECREF(v);
+    if (held)
+        goto done;
+    if ((v = peek_attr(tr, s_buffered)) == NULL)
+        goto done;
+    Py_DECREF(v);
+    if (v != Py_False)
+        goto done;
+    if ((ctx = peek_attr(tr, s_context)) == NULL || !PyContext_CheckExact(ctx))
+        goto done;
+    if ((protocol = peek_attr(tr, s_protocol)) == NULL)
+        goto done;
+    /* From here on this is the delivery: `self._context.run(
+     * self._protocol.data_received, data)` inside the guard. */
+    rc = 1;
+    data = PyBytes_FromStringAndSize(arena + offset, nread);
+    if (data == NULL) {
+        rc = -1;  /* (the Python path's slice would raise it outside the guard) */
+        goto done;
+    }
+    meth = PyObject_GetAttr(protocol, s_data_received);
+    PyObject *r = NULL;
+    if (meth != NULL && PyContext_Enter(ctx) == 0) {
+        r = PyObject_Vectorcall(meth, &data, 1, NULL);
+        if (PyContext_Exit(ctx) < 0)
+            Py_CLEAR(r);
+    }
+    if (r != NULL) {
+        Py_DECREF(r);
+        goto done;
+    }
+    if (PyErr_ExceptionMatches(ExitExceptions)) {
+        rc = -1;
+        goto done;
+    }
+    /* except BaseException as exc: self._fatal_error(exc, message) */
+    PyObject *exc = fetch_exc();
+    PyObject *fatal = PyObject_GetAttr(tr, s_fatal_error);
+    if (fatal == NULL) {
+        chain_context(exc);
+        Py_DECREF(exc);
+        rc = -1;
+        goto done;
+    }
+    PyObject *args[2] = {exc, msg_data_received};
+    r = call_handling(fatal, args, 2, exc);
+    Py_DECREF(fatal);
+    Py_DECREF(exc);
+    if (r == NULL)
+        rc = -1;
+    else
+        Py_DECREF(r);
+done:
+    Py_XDECREF(data);
+    Py_XDECREF(meth);
+    Py_XDECREF(protocol);
+    Py_XDECREF(ctx);
+    Py_DECREF(on_read);
+    return rc;
+}
+
+/* A datagram (size bytes, sender's sockaddr header at arena offset h_off)
+ * for the UDP handle h: UDPTransport._on_recv's work.  1, 0 or -1 as
+ * fast_read. */
+static int
+fast_recv(CoreObject *self, PyObject *h, const char *arena, int size, int h_off)
+{
+    PyObject *on_recv = SLOT(h, off_on_recv);
+    if (on_recv == NULL || !PyMethod_Check(on_recv)
+            || PyMethod_GET_FUNCTION(on_recv) != UdpTransportOnRecv)
+        return 0;
+    Py_INCREF(on_recv);
+    PyObject *tr = PyMethod_GET_SELF(on_recv);
+    PyObject *received = NULL, *deliver = NULL, *loop = NULL, *ready = NULL, *item = NULL;
+    int rc = 0;
+    if ((received = peek_attr(tr, s_received)) == NULL || !PyList_CheckExact(received))
+        goto done;
+    if (PyList_GET_SIZE(received) == 0) {
+        if ((deliver = peek_attr(tr, s_deliver_handle)) == NULL)
+            goto done;
+        if (deliver == Py_None) {
+            rc = 1;  /* connection_lost has run: dropped, as _on_recv drops it */
+            goto done;
+        }
+        if ((loop = peek_attr(tr, s_loop)) == NULL || (ready = peek_attr(loop, s_ready)) == NULL)
+            goto done;
+        rc = 1;
+        PyObject *r = PyObject_CallMethodOneArg(ready, s_append, deliver);
+        if (r == NULL) {
+            rc = -1;
+            goto done;
+        }
+        Py_DECREF(r);
+    }
+    rc = 1;
+    int d_off = UVL_UDP_DATA_OFFSET(h_off);
+    item = Py_BuildValue("(y#y#)", arena + d_off, (Py_ssize_t)size, arena + h_off,
+                         (Py_ssize_t)UVL_UDP_HEADER);
+    if (item == NULL || PyList_Append(received, item) < 0)
+        rc = -1;
+done:
+    Py_XDECREF(item);
+    Py_XDECREF(ready);
+    Py_XDECREF(loop);
+    Py_XDECREF(deliver);
+    Py_XDECREF(received);
+    Py_DECREF(on_recv);
+    return rc;
+}
+
+/* LoopCore.process(n)'s work (n: the last run's completion count, or its
+ * negative error, which LoopCore.process raises).  0, or -1 with an
+ * exception (the completions after the one that raised are saved). */
+static int
+process_completions(CoreObject *self, int n)
+{
+    if (n < 0 || bind_state != 1)
+        return process_python(self, 0, n);
+    const uvl_event_t *events = self->api->events(self->uvl);
+    const char *arena = self->api->arena(self->uvl);
+    Py_ssize_t i = 0;
+    while (i < n) {
+        /* A run of completions nothing bound: one Python call for all. */
+        Py_ssize_t j = i;
+        while (j < n && events[j].target == NULL)
+            j++;
+        if (j > i) {
+            if (process_python(self, i, j) < 0)
+                return save_rest(self, j, n);
+            i = j;
+            continue;
+        }
+        const uvl_event_t *ev = &events[i];
+        PyObject *h = (PyObject *)ev->target;
+        int done = 0;
+        Py_INCREF(h);
+        if (ev->kind == UVL_EV_READ) {
+            if (ev->status > 0 && ev->events >= 0)
+                done = fast_read(self, h, arena, ev->status, ev->events);
+        } else if (ev->kind == UVL_EV_RECV) {
+            if (ev->status >= 0 && ev->events >= 0)
+                done = fast_recv(self, h, arena, ev->status, ev->events);
+        }
+        Py_DECREF(h);
+        i++;
+        if (done < 0)
+            return save_rest(self, i, n);
+        if (done == 0 && process_python(self, i - 1, i) < 0)
+            return save_rest(self, i, n);
+    }
+    return 0;
+}
+
 /* --- the run loop ------------------------------------------------------- */
 
 /* What Handle._run() does on an exception: report it through
@@ -1609,7 +2074,9 @@ run_iteration(CoreObject *self, uint64_t *ran)
             Py_DECREF(thr);
             Py_DECREF(report);
         } else {
-            r = PyObject_CallMethodOneArg(self->lcore, s_process, pn);
+            /* The completions section (above): reads in C, the rest through
+             * LoopCore.process. */
+            r = process_completions(self, n) < 0 ? NULL : Py_NewRef(Py_None);
         }
         Py_DECREF(pn);
         if (r == NULL)
@@ -1741,6 +2208,8 @@ static PyMethodDef Core_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, "Loop.create_future, natively."},
     {"close", (PyCFunction)Core_close, METH_NOARGS,
      "close(): release the loop (Loop.close() calls it)."},
+    {"bind", (PyCFunction)Core_bind, METH_O,
+     "bind(handle): a StreamHandle/UDPHandle whose reads the core dispatches in C."},
     {"run", (PyCFunction)Core_run, METH_O,
      "run(until_stopped): Loop._run_once's iterations; False: run them in Python."},
     {NULL, NULL, 0, NULL},

@@ -132,6 +132,11 @@ class StreamHandle(UVHandle):
         # the same object (see post_buffer; None while nothing is kept).
         self.repost = None
         self._activated()
+        # The native core dispatches this stream's reads in C (_core.c,
+        # "completions"): it records the handle in the C struct.
+        native = getattr(loop, "_native", None)
+        if native is not None:
+            native.bind(self)
 
     def set_callbacks(self, on_read=None, on_write=None, on_shutdown=None, on_connection=None):
         if on_read is not None:

@@ -85,6 +85,11 @@ class UDPHandle(UVHandle):
         if status < 0:
             raise convert_error(status)
         self._activated()
+        # The native core dispatches this socket's datagrams in C (_core.c,
+        # "completions"): it records the handle in the C struct.
+        native = getattr(loop, "_native", None)
+        if native is not None:
+            native.bind(self)
         # send_now(data: bytes, len(data), sockaddr or NO_ADDRESS): send one
         # datagram now if the kernel takes it; its size, UV_EAGAIN (then
         # ``send`` it) or another libuv error.  The C function itself (bytes
