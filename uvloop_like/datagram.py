@@ -22,14 +22,6 @@ _unset = object()
 class DatagramMixin:
     """Loop methods for datagram endpoints."""
 
-    def _datagram_buffer(self):
-        """The loop-wide receive buffer every datagram transport reads into."""
-        buf = getattr(self, "_dgram_recv_buffer", None)
-        if buf is None:
-            data = bytearray(UnixDatagramTransport.max_size)
-            buf = self._dgram_recv_buffer = (data, memoryview(data))
-        return buf
-
     def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             return adopt_udp_socket(self, sock, protocol, address, waiter, extra)

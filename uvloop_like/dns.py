@@ -13,8 +13,8 @@ import struct
 
 from . import _compat
 from ._futures import settler
-from .errors import gaierror
 from .handles.dns import GetAddrInfoRequest, GetNameInfoRequest
+from .handles.errors import gaierror
 
 
 def _int_arg(value):

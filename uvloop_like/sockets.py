@@ -15,8 +15,9 @@ import socket
 from asyncio import CancelledError
 
 from . import _compat
-from .errors import convert_error
 from .handles import fs as _fs
+from .handles.errors import convert_error
+from .transports.base import SelectorWatch
 
 try:
     import ssl
@@ -412,7 +413,7 @@ class _NativeSendfile:
         self._offset = offset        # where the file position ends (stdlib's lseek)
         self._total = 0              # bytes sent so far
         self._transport = transport  # the transport sent to, or None (sock_sendfile)
-        self._watching = False
+        self._writable = SelectorWatch(loop, fd, writer=True)
         self._idle = None            # future run() waits on for the step in flight
         self._abandoned = False      # run() was closed (its task destroyed)
         self._fut = loop.create_future()
@@ -434,14 +435,14 @@ class _NativeSendfile:
         finally:
             if abandoned:
                 self._abandoned = True
-                self._watching = False
+                self._writable.forget()
                 self._req.stop()
                 self._req.release()   # or the last completion does (busy)
             else:
                 await self._finish()
 
     async def _finish(self):
-        self._unwatch()
+        self._writable.stop()
         cancelled = None
         if self._req.busy and not self._loop.is_closed():
             # Ended early (cancelled, aborted) with a step in the pool: it
@@ -474,25 +475,15 @@ class _NativeSendfile:
                 cancelled = exc
         return cancelled
 
-    def _watch(self):
-        if not self._watching:
-            self._watching = True
-            self._loop._add_writer(self._fd, self._on_writable)
-
-    def _unwatch(self):
-        if self._watching:
-            self._watching = False
-            self._loop._remove_writer(self._fd)
-
     def abort(self, exc):
         """The transport is closing: stop watching its descriptor now."""
-        self._unwatch()
+        self._writable.stop()
         self._req.stop()
         if not self._fut.done():
             self._fut.set_exception(exc)
 
     def _on_writable(self):
-        self._unwatch()
+        self._writable.stop()
         if self._fut.done() or self._req.busy:
             return
         try:
@@ -522,7 +513,7 @@ class _NativeSendfile:
             return
         outcome = req.outcome
         if outcome == _fs.SF_AGAIN:
-            self._watch()
+            self._writable.start(self._on_writable)
         elif outcome == _fs.SF_ERROR:
             exc = OSError(req.error, os.strerror(req.error))
             if self._total == 0:

@@ -703,13 +703,7 @@ class SSLProtocol(_protocols.BufferedProtocol):
             # One buffer per loop: its content is copied out before the app
             # runs (which may re-enter here), and the loop runs one callback
             # at a time.
-            buf = getattr(self._loop, "_tls_plaintext_buffer", None)
-            if buf is None:
-                buf = memoryview(bytearray(_PLAINTEXT_BUFFER_SIZE))
-                try:
-                    self._loop._tls_plaintext_buffer = buf
-                except AttributeError:
-                    pass  # a loop with __slots__: per-call buffer
+            buf = self._loop._core.scratch("tls", _PLAINTEXT_BUFFER_SIZE)[1]
             size = len(buf)
         read = self._sslobj_read
         incoming = self._incoming

@@ -13,7 +13,7 @@ import collections
 import functools
 
 from .._ffi import LOOP_P, UVL_LOOP_P, ffi, lib
-from ..errors import convert_error
+from .errors import convert_error
 
 EV_POLL = lib.UVL_EV_POLL
 EV_CLOSE = lib.UVL_EV_CLOSE
@@ -47,7 +47,7 @@ def run_arg(timeout_ms, ran):
 class LoopCore:
     """Owns one ``uvl_loop_t`` (a ``uv_loop_t`` plus the core's handles)."""
 
-    __slots__ = ("ptr", "uv", "run", "pending", "closed", "arena")
+    __slots__ = ("ptr", "uv", "run", "pending", "closed", "arena", "_scratch")
 
     def __init__(self):
         self.ptr = ffi.new(UVL_LOOP_P)
@@ -67,6 +67,19 @@ class LoopCore:
         self.closed = False
         # The reads of the last run, by offset (see collect).
         self.arena = ffi.buffer(self.ptr.arena, lib.UVL_ARENA_SIZE)
+        self._scratch = {}                     # name -> (bytearray, memoryview): see scratch()
+
+    def scratch(self, name, size):
+        """This loop's reusable buffer ``name`` of ``size`` bytes, as
+        (bytearray, memoryview of it), made on first use: the unix datagram
+        transports' receive buffer, the TLS plaintext buffer.  One of each
+        per loop is enough: its user copies the content out before any
+        other code runs, and the loop runs one callback at a time."""
+        buf = self._scratch.get(name)
+        if buf is None:
+            data = bytearray(size)
+            buf = self._scratch[name] = (data, memoryview(data))
+        return buf
 
     def process_timed(self, n, clock, threshold, report):
         """process(n) one completion at a time, each timed with ``clock``: the

@@ -5,8 +5,8 @@ import platform
 import socket
 
 from .._ffi import CHAR_ARRAY, GETADDRINFO_P, GETNAMEINFO_P, INT_P, REQ_P, UINT_P, ffi, lib
-from ..errors import convert_error
 from .base import check_open
+from .errors import convert_error
 
 _HOSTLEN = 64  # > INET6_ADDRSTRLEN (46)
 

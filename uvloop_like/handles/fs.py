@@ -13,8 +13,8 @@ import os
 
 from .._ffi import FS_P, REQ_P, SENDFILE_P, UINT64_P, ffi, lib
 from .._futures import settler
-from ..errors import convert_error
 from .dns import _Request as _PoolRequest
+from .errors import convert_error
 
 SF_DONE = lib.UVL_SF_DONE          # the requested count is sent
 SF_EOF = lib.UVL_SF_EOF            # end of file (or an empty file without a count)

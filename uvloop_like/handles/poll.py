@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .._ffi import LOOP_P, POLL_P, ffi, lib
-from ..errors import convert_error
 from .base import UVHandle
+from .errors import convert_error
 
 READABLE = lib.UV_READABLE
 WRITABLE = lib.UV_WRITABLE

@@ -24,8 +24,8 @@ import signal
 import threading
 
 from .._ffi import CHAR_ARRAY, CHARP_ARRAY, INT_ARRAY, INT_P, LOOP_P, PROCESS_P, ffi, lib
-from ..errors import convert_error
 from .base import UVHandle
+from .errors import convert_error
 from .poll import READABLE, PollHandle
 
 DETACHED = lib.UV_PROCESS_DETACHED

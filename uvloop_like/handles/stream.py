@@ -15,8 +15,8 @@ import functools
 import weakref
 
 from .._ffi import BUF_ARRAY, CHAR_ARRAY, SHUTDOWN_P, UVL_STREAM_P, WRITE_P, ffi, lib
-from ..errors import convert_error
 from .base import UVHandle
+from .errors import convert_error
 
 ARENA_SIZE = lib.UVL_ARENA_SIZE
 WRITE_CHUNK = lib.UVL_WRITE_CHUNK

@@ -20,8 +20,8 @@ import functools
 import socket
 
 from .._ffi import CHAR_ARRAY, INT_P, UDP_P, UDP_SEND_P, UINT_P, ffi, lib
-from ..errors import convert_error
 from .base import UVHandle
+from .errors import convert_error
 
 UV_EAGAIN = lib.UV_EAGAIN
 UV_ECANCELED = lib.UV_ECANCELED

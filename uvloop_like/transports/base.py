@@ -19,7 +19,7 @@ import os
 import socket
 from asyncio import constants as _constants
 
-from ..errors import convert_error
+from ..handles.errors import convert_error
 from ..handles.stream import UV_EOF
 
 logger = logging.getLogger("asyncio")
@@ -100,6 +100,40 @@ class TransportErrors:
         if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
             logger.warning(message)
         self._conn_lost += 1
+
+
+class SelectorWatch:
+    """One descriptor watched on the loop's selector, reader or writer side,
+    for one owner (a write pipe waiting for its reader to go away, a native
+    sendfile waiting for its socket to drain).  start() and stop() are
+    idempotent, and stop() removes only a watch this object added: a
+    descriptor another callback watches now is left alone.  The callback
+    is given to start(), not kept here: the owner holding this object must
+    not be held by it (no reference cycle; transports die by refcount)."""
+
+    __slots__ = ("_loop", "_fd", "_writer", "active")
+
+    def __init__(self, loop, fd, writer=False):
+        self._loop = loop
+        self._fd = fd
+        self._writer = writer
+        self.active = False                    # a callback of ours is registered
+
+    def start(self, callback):
+        if not self.active:
+            loop = self._loop
+            (loop._add_writer if self._writer else loop._add_reader)(self._fd, callback)
+            self.active = True
+
+    def stop(self):
+        if self.active:
+            self.active = False
+            loop = self._loop
+            (loop._remove_writer if self._writer else loop._remove_reader)(self._fd)
+
+    def forget(self):
+        """The loop is gone (closed with us registered): nothing to remove."""
+        self.active = False
 
 
 class HandleReading:

@@ -41,7 +41,7 @@ from asyncio import trsock as _trsock
 
 from .. import _compat
 from .._futures import set_result_unless_cancelled
-from ..errors import convert_error
+from ..handles.errors import convert_error
 from ..handles.udp import NO_ADDRESS, UV_EAGAIN, UV_ECANCELED, UDPHandle, address, sockaddr
 from .base import HandleReading, TransportErrors, transport_repr
 
@@ -436,7 +436,7 @@ class UnixDatagramTransport(_DatagramTransportBase):
         # fails with TypeError; the one place a datagram can go is the peer.
         self._unnamed_peer = self._extra["peername"] is not None and not self._connected
         self._buffer = collections.deque()     # (bytes, addr) not sent yet (_buffer_size: their bytes)
-        self._recv_buffer = loop._datagram_buffer()
+        self._recv_buffer = loop._core.scratch("datagram", self.max_size)  # the loop-wide receive buffer
         self._start(self._add_reader, waiter)
 
     def _add_reader(self):

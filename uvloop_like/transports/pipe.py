@@ -27,9 +27,9 @@ import warnings
 from asyncio import transports as _transports
 
 from .._futures import set_result_unless_cancelled
-from ..errors import convert_error
+from ..handles.errors import convert_error
 from ..handles.stream import UV_ECANCELED, StreamHandle
-from .base import StreamReading, TransportErrors, owned_data, transport_repr, write_data
+from .base import SelectorWatch, StreamReading, TransportErrors, owned_data, transport_repr, write_data
 
 logger = logging.getLogger("asyncio")
 
@@ -214,8 +214,9 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
         self._conn_lost = 0                    # writes after a fatal error (for the warning)
         self._write_buffer_size = 0            # bytes queued in libuv, not yet written
         self._dropped = False                  # _close() dropped the queued data
-        self._watching = False                 # the selector watches for the reader going away
         watch = self._init_pipe(loop, pipe, protocol, read=False)
+        # The selector watches the pipe's own descriptor for the reader going away.
+        self._reader_watch = SelectorWatch(loop, self._fileno)
         self._handle.set_owner(self)           # strongly only while writing (rule 12)
         loop.call_soon(self._protocol.connection_made, self)
         if watch:
@@ -225,21 +226,14 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
             loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def _watch_reader(self):
-        if self._pipe is None or self._lost:
-            return
-        self._loop._add_reader(self._fileno, self._read_ready)
-        self._watching = True
-
-    def _unwatch_reader(self):
-        if self._watching:
-            self._watching = False
-            self._loop._remove_reader(self._fileno)
+        if self._pipe is not None and not self._lost:
+            self._reader_watch.start(self._read_ready)
 
     def get_write_buffer_size(self):
         return self._write_buffer_size
 
     def _call_connection_lost(self, exc):
-        self._unwatch_reader()  # before the pipe object closes its descriptor
+        self._reader_watch.stop()  # before the pipe object closes its descriptor
         super()._call_connection_lost(exc)
 
     def _read_ready(self):
@@ -295,7 +289,7 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
             return
         self._maybe_resume_protocol()  # may write more
         if self._closing and not self._handle.writing:
-            self._unwatch_reader()
+            self._reader_watch.stop()
             self._schedule_connection_lost(None)
 
     def can_write_eof(self):
@@ -306,7 +300,7 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
             return
         self._closing = True
         if not self._write_buffer_size:
-            self._unwatch_reader()
+            self._reader_watch.stop()
             self._schedule_connection_lost(None)
 
     def close(self):
@@ -320,5 +314,5 @@ class WritePipeTransport(_PipeTransportBase, _transports._FlowControlMixin, _tra
         # the buffers themselves stay alive until their completions.
         self._write_buffer_size = 0
         self._dropped = True
-        self._unwatch_reader()
+        self._reader_watch.stop()
         self._schedule_connection_lost(exc)

@@ -21,7 +21,7 @@ from asyncio import trsock as _trsock
 
 from .. import _compat
 from .._futures import set_result_unless_cancelled
-from ..errors import convert_error
+from ..handles.errors import convert_error
 from ..handles.stream import UV_ECANCELED, StreamHandle
 from .base import (
     FAILED,

@@ -5,7 +5,7 @@ import errno
 import os
 import socket
 
-from ._ffi import ffi, lib
+from .._ffi import ffi, lib
 
 # libuv's getaddrinfo errors, by name, and the socket.EAI_* code Python uses.
 _EAI_NAMES = {
