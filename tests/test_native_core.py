@@ -841,6 +841,243 @@ def test_native_run_with_a_hostile_flag():
         loop.close()
 
 
+# --- the loop state the native core reads from Loop's slots ----------------
+# (loop.py's Loop.__slots__: _closed, _stopping, _debug, _timed, _slow_handles,
+# _ready, _scheduled, _timer_cancelled_count, _task_factory, _clock_resolution,
+# _slow_callback_hook, _slow_hook_threshold.)  A change made from Python,
+# inside a callback of the running loop, holds from the core's next read.
+
+def test_set_debug_in_a_callback_is_seen_at_once(loop, caplog):
+    # _debug, _slow_handles and _timed: the next call_soon builds a debug-mode
+    # Handle, and the next iteration times its callbacks and warns.
+    got = {}
+
+    def slow():
+        got["ran"] = True
+
+    def turn_on():
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.0
+        got["handle"] = loop.call_soon(slow)
+        loop.call_soon(turn_off)
+
+    def turn_off():
+        loop.set_debug(False)
+        got["quiet"] = loop.call_soon(loop.stop)
+
+    with caplog.at_level("WARNING", logger="asyncio"):
+        loop.call_soon(turn_on)
+        loop.run_forever()
+    assert got["ran"]
+    assert got["handle"]._source_traceback            # a debug-mode Handle
+    assert got["quiet"]._source_traceback is None     # and a plain one again
+    warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Executing")]
+    assert any("slow" in m for m in warned), warned
+    assert not loop.get_debug()
+
+
+@pytest.mark.parametrize("how", ["stop", "flag"])
+def test_stopping_set_by_a_callback_stops_after_the_iteration(loop, how):
+    out = []
+
+    def first():
+        if how == "stop":
+            loop.stop()
+        else:
+            loop._stopping = True   # what stop() sets, set directly
+        loop.call_soon(out.append, "next")
+
+    loop.call_soon(first)
+    loop.call_soon(out.append, "same")
+    loop.run_forever()
+    assert out == ["same"]
+    assert loop._stopping is False
+    _run_briefly(loop, 1)
+    assert out == ["same", "next"]
+
+
+def test_ready_replaced_by_a_callback_is_used(loop):
+    # Replaced by the iteration's last callback: the next iteration and the
+    # next call_soon use the new deque.  (Both cores read loop._ready once
+    # per iteration; stdlib once per callback, so a swap mid-iteration is
+    # not compared here.)
+    import collections
+    out = []
+
+    def swap():
+        loop._ready = collections.deque()
+        loop.call_soon(out.append, "after")
+        loop.call_soon(loop.stop)
+
+    def first():
+        out.append("first")
+        loop.call_soon(swap)
+
+    loop.call_soon(first)
+    guard = loop.call_later(10, loop.stop)      # bounded, should the swap be lost
+    loop.run_forever()
+    guard.cancel()
+    assert out == ["first", "after"]
+
+
+def test_scheduled_replaced_by_a_callback_is_used(loop):
+    out = []
+
+    def swap():
+        timers = list(loop._scheduled)
+        heapq.heapify(timers)
+        loop._scheduled = timers
+        loop.call_later(0, out.append, "timer")
+        loop.call_later(0.001, loop.stop)
+
+    loop.call_soon(swap)
+    guard = loop.call_later(10, loop.stop)
+    loop.run_forever()
+    guard.cancel()
+    assert out == ["timer"]
+    assert loop._scheduled is not None
+
+
+def test_closed_flag_set_by_a_callback_refuses_at_once(loop):
+    # (A hostile test: only the scheduling methods' check is compared.)
+    got = []
+
+    def close_flag():
+        loop._closed = True
+        for call in (lambda: loop.call_soon(print), lambda: loop.call_later(1, print),
+                     lambda: loop.call_at(1, print), lambda: loop.call_soon_threadsafe(print)):
+            try:
+                call()
+            except RuntimeError as exc:
+                got.append(str(exc))
+        loop._closed = False
+        loop.call_soon(loop.stop)
+
+    loop.call_soon(close_flag)
+    loop.run_forever()
+    assert got == ["Event loop is closed"] * 4
+
+
+def test_clock_resolution_set_by_a_callback_moves_due_timers(loop):
+    # The run loop takes timers due by loop.time() + loop._clock_resolution.
+    out = []
+    saved = loop._clock_resolution
+
+    def widen():
+        loop._clock_resolution = 3600.0
+        loop.call_later(600, out.append, "early")
+        loop.call_later(0.001, loop.stop)
+
+    loop.call_soon(widen)
+    guard = loop.call_later(10, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        loop._clock_resolution = saved
+        guard.cancel()
+    assert out == ["early"]
+
+
+def test_task_factory_set_by_a_callback_is_used_at_once(loop):
+    made = []
+
+    def factory(lp, coro, **kw):
+        task = asyncio.Task(coro, loop=lp, **kw)
+        made.append(task)
+        return task
+
+    async def main():
+        loop.set_task_factory(factory)
+        first = loop.create_task(_returns(1))
+        loop.set_task_factory(None)
+        second = loop.create_task(_returns(2))
+        return await first, await second
+
+    assert loop.run_until_complete(main()) == (1, 2)
+    assert len(made) == 1
+
+
+def test_slow_callback_hook_set_by_a_callback_is_used(loop, is_uvloop_like):
+    if not is_uvloop_like:
+        pytest.skip("set_slow_callback_hook is uvloop_like's (no stdlib counterpart)")
+    reported = []
+
+    def slow():
+        pass
+
+    def hook_on():
+        loop.set_slow_callback_hook(lambda handle, seconds: reported.append(handle), threshold=0.0)
+        loop.call_soon(slow)
+        loop.call_soon(hook_off)
+
+    def hook_off():
+        loop.set_slow_callback_hook(None)
+        n = len(reported)
+        loop.call_soon(lambda: reported.append(n))
+        loop.call_soon(loop.stop)
+
+    loop.call_soon(hook_on)
+    loop.run_forever()
+    # slow() was reported (and hook_on() too, in debug mode, where each
+    # callback is timed on its own); hook_off() unset the hook before its
+    # report, and nothing after it was reported.
+    callbacks = [getattr(h, "_callback", None) for h in reported[:-1]]
+    assert slow in callbacks and hook_off not in callbacks
+    assert reported[-1] == len(reported) - 1
+
+
+def test_cancelled_timer_count_set_by_callbacks_purges(loop):
+    # _timer_cancelled_count, kept by TimerHandle.cancel(): the heap is
+    # purged of cancelled timers at the next iteration.
+    def cancel_all():
+        for t in timers:
+            t.cancel()
+        assert loop._timer_cancelled_count == len(timers)
+        loop.call_soon(loop.stop)
+
+    timers = [loop.call_later(100 + i, print) for i in range(300)]
+    loop.call_soon(cancel_all)
+    loop.run_forever()
+    _run_briefly(loop, 1)
+    assert loop._scheduled == [] and loop._timer_cancelled_count == 0
+
+
+@native_only
+def test_hot_state_lives_in_slots_and_subclasses_may_redefine_it():
+    # The native core reads these at their slot offsets; a subclass that
+    # makes one a property is read through it instead.
+    from uvloop_like.loop import Loop
+    loop = uvloop_like.new_event_loop()
+    try:
+        for name in Loop.__slots__:
+            assert name not in loop.__dict__
+    finally:
+        loop.close()
+
+    class Sub(Loop):
+        reads = 0
+
+        @property
+        def _stopping(self):
+            type(self).reads += 1
+            return self.__dict__.get("stop_flag", False)
+
+        @_stopping.setter
+        def _stopping(self, value):
+            self.__dict__["stop_flag"] = value
+
+    sub = Sub()
+    try:
+        assert sub._native is not None
+        out = []
+        sub.call_soon(out.append, 1)
+        sub.call_soon(sub.stop)
+        sub.run_forever()
+        assert out == [1] and Sub.reads > 0
+    finally:
+        sub.close()
+
+
 def _rss_kib():
     try:
         with open("/proc/self/statm") as f:

@@ -83,6 +83,16 @@ static PyObject *s_closed, *s_slow_handles, *s_debug, *s_ready, *s_scheduled,
 
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
+/* The loop's state the core reads at its hot points: Loop.__slots__ (loop.py),
+ * read at their offsets (a few instructions; a look-up in the instance dict
+ * costs about a hundred).  Python code sets them as ever (loop._debug = True,
+ * loop._ready = deque()): the core reads the slot each time it needs the
+ * value, so there is no copy to go stale. */
+enum { A_CLOSED, A_STOPPING, A_DEBUG, A_TIMED, A_SLOW_HANDLES, A_READY, A_SCHEDULED,
+       A_TIMER_CANCELLED_COUNT, A_TASK_FACTORY, A_CLOCK_RESOLUTION, A_SLOW_HOOK,
+       A_SLOW_HOOK_THRESHOLD, N_ATTRS };
+static PyObject *attr_names[N_ATTRS];  /* interned; set in PyInit__core */
+
 /* Free lists of Handles and TimerHandles the run loop held the last
  * reference to, their slots cleared: call_soon/call_at reuse them instead of
  * allocating, which also spares the garbage collector a young-generation
@@ -119,6 +129,10 @@ typedef struct {
      * a bound method held past Loop.close() still reaches the Python core. */
     PyObject *loop_ref;    /* weak reference to the loop */
     PyObject *py_create_task, *py_create_future;  /* Loop's, or NULL */
+    /* The hot attributes (see loop_attr): each one's slot offset in the
+     * loop, or -1: read with getattr, the value then held in attr_tmp. */
+    Py_ssize_t attr_off[N_ATTRS];
+    PyObject *attr_tmp[N_ATTRS];
 } CoreObject;
 
 static PyTypeObject CoreType;
@@ -141,6 +155,8 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready_popleft);
     Py_VISIT(self->py_create_task);
     Py_VISIT(self->py_create_future);
+    for (int a = 0; a < N_ATTRS; a++)
+        Py_VISIT(self->attr_tmp[a]);
     return 0;
 }
 
@@ -172,6 +188,8 @@ core_release(CoreObject *self)
     Py_CLEAR(self->ready);
     Py_CLEAR(self->ready_append);
     Py_CLEAR(self->ready_popleft);
+    for (int a = 0; a < N_ATTRS; a++)
+        Py_CLEAR(self->attr_tmp[a]);
     self->uvl = NULL;
     return 0;
 }
@@ -219,6 +237,21 @@ cdata_address(PyObject *cdata, PyObject *ptrtype)
     if (addr == 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "Core: null loop pointer");
     return addr;
+}
+
+/* The offset of attribute `name` when the loop's class has it as a plain
+ * object slot (Loop.__slots__), else -1 (a subclass that redefines it). */
+static Py_ssize_t
+attr_slot_offset(PyTypeObject *type, PyObject *name)
+{
+    PyObject *d = _PyType_Lookup(type, name);  /* borrowed */
+    if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type))
+        return -1;
+    PyMemberDescrObject *m = (PyMemberDescrObject *)d;
+    if (m->d_member->type != T_OBJECT_EX || (m->d_member->flags & READONLY)
+            || !PyType_IsSubtype(type, PyDescr_TYPE(m)))
+        return -1;
+    return m->d_member->offset;
 }
 
 static int
@@ -306,43 +339,88 @@ Core_init(CoreObject *self, PyObject *args, PyObject *kwds)
     self->py_call_soon_threadsafe = Py_NewRef(cst);
     self->py_call_later = Py_NewRef(cl);
     self->py_call_at = Py_NewRef(ca);
+    for (int a = 0; a < N_ATTRS; a++)
+        self->attr_off[a] = attr_slot_offset(Py_TYPE(loop), attr_names[a]);
     return task_init(self, loop, ct, cf);
 }
 
-/* A value of the loop's __dict__, borrowed; NULL without an exception when
- * absent. */
+/* loop.<attr_names[a]>, borrowed: its slot's value, NULL without an
+ * exception when unset (Python's AttributeError); for a class that redefines
+ * the name, what getattr gives (held in attr_tmp until the next read). */
 static inline PyObject *
-dict_get(CoreObject *self, PyObject *key)
+loop_attr(CoreObject *self, int a)
 {
-    return PyDict_GetItemWithError(self->dict, key);
+    Py_ssize_t off = self->attr_off[a];
+    if (off > 0)
+        return SLOT(self->loop, off);
+    PyObject *v = PyObject_GetAttr(self->loop, attr_names[a]);
+    if (v == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError))
+            PyErr_Clear();
+        return NULL;
+    }
+    Py_XSETREF(self->attr_tmp[a], v);
+    return v;
 }
 
-/* loop.<key> (instance dict, borrowed) in *out: 1 when it is there, 0 when
- * not, -1 with an exception.  One place tells "missing" from "failed", so
- * each caller only maps the three cases to its own answer. */
-static int
-dict_find(CoreObject *self, PyObject *key, PyObject **out)
+/* loop.<attr_names[a]> (borrowed) in *out: 1 when it is set, 0 when not,
+ * -1 with an exception.  One place tells "missing" from "failed", so each
+ * caller only maps the three cases to its own answer. */
+static inline int
+attr_find(CoreObject *self, int a, PyObject **out)
 {
-    *out = dict_get(self, key);
+    *out = loop_attr(self, a);
     if (*out != NULL)
         return 1;
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* The truth of loop.<key>: 1, 0, -1 with an exception; -2 (no exception)
- * when the attribute is not in the instance dict. */
-static int
-dict_flag(CoreObject *self, PyObject *key)
+/* The truth of loop.<attr_names[a]>: 1, 0, -1 with an exception; -2 (no
+ * exception) when the attribute is not set. */
+static inline int
+attr_flag(CoreObject *self, int a)
 {
     PyObject *v;
-    int found = dict_find(self, key, &v);
+    int found = attr_find(self, a, &v);
     if (found <= 0)
         return found < 0 ? -1 : -2;
     if (v == Py_False || v == Py_None)
         return 0;
     if (v == Py_True)
         return 1;
-    return PyObject_IsTrue(v);
+    Py_INCREF(v);  /* (__bool__ may replace it) */
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* loop.<key>, borrowed, NULL without an exception when absent: one of the
+ * attributes above, or a value of the loop's __dict__. */
+static PyObject *
+dict_get(CoreObject *self, PyObject *key)
+{
+    for (int a = 0; a < N_ATTRS; a++) {
+        if (key == attr_names[a])
+            return loop_attr(self, a);
+    }
+    return PyDict_GetItemWithError(self->dict, key);
+}
+
+/* The truth of loop.<key> (see attr_flag). */
+static int
+dict_flag(CoreObject *self, PyObject *key)
+{
+    for (int a = 0; a < N_ATTRS; a++) {
+        if (key == attr_names[a])
+            return attr_flag(self, a);
+    }
+    PyObject *v = PyDict_GetItemWithError(self->dict, key);
+    if (v == NULL)
+        return PyErr_Occurred() ? -1 : -2;
+    Py_INCREF(v);
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
 }
 
 static int
@@ -365,7 +443,7 @@ static int
 get_ready(CoreObject *self)
 {
     PyObject *ready;
-    int found = dict_find(self, s_ready, &ready);
+    int found = attr_find(self, A_READY, &ready);
     if (found <= 0)
         return found < 0 ? -1 : 1;
     if (ready == self->ready)
@@ -580,7 +658,7 @@ queue_handle(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
 static int
 refuse_closed(CoreObject *self)
 {
-    int flag = dict_flag(self, s_closed);
+    int flag = attr_flag(self, A_CLOSED);
     if (flag == 1)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     return flag == -2 ? 1 : flag != 0 ? -1 : 0;
@@ -618,7 +696,7 @@ soon(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnam
      * _slow_handles is set then); _slow_handles builds a real Handle; a
      * call_soon replaced on the instance is what Python's
      * call_soon_threadsafe calls. */
-    if ((threadsafe && dict_flag(self, s_debug) != 0) || dict_flag(self, s_slow_handles) != 0)
+    if ((threadsafe && attr_flag(self, A_DEBUG) != 0) || attr_flag(self, A_SLOW_HANDLES) != 0)
         goto python;
     if (threadsafe
             && !is_own_method(self, s_call_soon, (PyCFunction)(void (*)(void))Core_call_soon))
@@ -794,9 +872,9 @@ schedule_timer(CoreObject *self, PyObject *when, PyObject *callback, PyObject *c
     int flag = refuse_closed(self);
     if (flag != 0)
         return flag;
-    if ((flag = dict_flag(self, s_debug)) != 0 || (flag = dict_flag(self, s_slow_handles)) != 0)
+    if ((flag = attr_flag(self, A_DEBUG)) != 0 || (flag = attr_flag(self, A_SLOW_HANDLES)) != 0)
         return flag < 0 && flag != -2 ? -1 : 1;
-    PyObject *heap = dict_get(self, s_scheduled);
+    PyObject *heap = loop_attr(self, A_SCHEDULED);
     if (heap == NULL)
         return PyErr_Occurred() ? -1 : 1;
     if (!PyList_CheckExact(heap))
@@ -859,7 +937,7 @@ timer_call(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject 
         /* Loop.call_later calls self.call_at: only while that is this core's.
          * In debug mode the Python method reads loop.time() itself. */
         if (!is_own_method(self, s_call_at, (PyCFunction)(void (*)(void))Core_call_at)
-                || dict_flag(self, s_debug) != 0)
+                || attr_flag(self, A_DEBUG) != 0)
             goto python;
         if ((when = now_plus(self, args[0])) == NULL)
             return NULL;
@@ -1042,17 +1120,17 @@ Core_create_task(CoreObject *self, PyObject *const *args, Py_ssize_t nargsf, PyO
                 goto python;  /* (PyUnicode_Compare's error, if any, too) */
         }
     }
-    int flag = dict_flag(self, s_closed);
+    int flag = attr_flag(self, A_CLOSED);
     if (flag == 1) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return NULL;
     }
     if (flag != 0)
         goto python;
-    PyObject *factory = dict_get(self, s_task_factory);
+    PyObject *factory = loop_attr(self, A_TASK_FACTORY);
     if (factory != Py_None)
         goto python;
-    if (dict_flag(self, s_debug) != 0)
+    if (attr_flag(self, A_DEBUG) != 0)
         goto python;
     if (context == Py_None)
         context = NULL;
@@ -1811,7 +1889,7 @@ expire_timers(CoreObject *self, PyObject *heap, PyObject *append)
 {
     /* (Held: a patched loop.time() may replace it.  Not in the instance
      * dict: the attribute look-up finds it, or raises Python's error.) */
-    PyObject *res = Py_XNewRef(dict_get(self, s_clock_resolution));
+    PyObject *res = Py_XNewRef(loop_attr(self, A_CLOCK_RESOLUTION));
     if (res == NULL && (PyErr_Occurred()
                         || (res = PyObject_GetAttr(self->loop, s_clock_resolution)) == NULL))
         return -1;
@@ -1884,7 +1962,7 @@ static int
 hook_set(CoreObject *self)
 {
     PyObject *hook;
-    int found = dict_find(self, s_slow_hook, &hook);
+    int found = attr_find(self, A_SLOW_HOOK, &hook);
     return found <= 0 ? found : hook != Py_None;
 }
 
@@ -1897,7 +1975,7 @@ report_if_slow(CoreObject *self, PyObject *h, double dt)
 {
     /* The threshold first: a fast callback costs one look-up. */
     PyObject *thr;
-    int found = dict_find(self, s_slow_hook_threshold, &thr);
+    int found = attr_find(self, A_SLOW_HOOK_THRESHOLD, &thr);
     if (found <= 0)
         return found;
     double threshold;
@@ -1952,7 +2030,7 @@ run_ready_hooked(CoreObject *self, PyObject *popleft, Py_ssize_t ntodo, uint64_t
             return -1;
         /* A callback started debug mode: the Python core's timed path, which
          * asks before each callback, also warns for the rest of them. */
-        if (ntodo && ran_one && (e = dict_flag(self, s_debug)) != 0 && e != -2) {
+        if (ntodo && ran_one && (e = attr_flag(self, A_DEBUG)) != 0 && e != -2) {
             if (e < 0)
                 return -1;
             PyObject *r = PyObject_CallMethod(self->loop, "_run_ready_debug", "n", ntodo);
@@ -1974,7 +2052,7 @@ run_iteration(CoreObject *self, uint64_t *ran)
 {
     int rc = -1;
     PyObject *heap = NULL, *ready = NULL, *append = NULL, *popleft = NULL, *r;
-    int flag = dict_flag(self, s_closed);
+    int flag = attr_flag(self, A_CLOSED);
     if (flag < 0)  /* (-2, no loop._closed: the Python core does without it) */
         return flag == -2 ? 0 : -1;
     if (flag == 1) {
@@ -1984,9 +2062,9 @@ run_iteration(CoreObject *self, uint64_t *ran)
     /* Debug mode times each callback with loop.time() and warns: the
      * Python core runs those iterations.  (A slow-callback hook is handled
      * here: run_ready_hooked.) */
-    if ((flag = dict_flag(self, s_debug)) != 0 && flag != -2)
+    if ((flag = attr_flag(self, A_DEBUG)) != 0 && flag != -2)
         return flag < 0 ? -1 : 0;
-    heap = dict_get(self, s_scheduled);
+    heap = loop_attr(self, A_SCHEDULED);
     if ((flag = get_ready(self)) != 0 || heap == NULL || !PyList_CheckExact(heap))
         return (flag < 0 || PyErr_Occurred()) ? -1 : 0;
     Py_INCREF(heap);
@@ -1995,7 +2073,7 @@ run_iteration(CoreObject *self, uint64_t *ran)
     popleft = Py_NewRef(self->ready_popleft);
 
     if (PyList_GET_SIZE(heap)) {
-        flag = dict_flag(self, s_timer_cancelled_count);
+        flag = attr_flag(self, A_TIMER_CANCELLED_COUNT);
         if (flag < 0 && flag != -2)
             goto done;
         if (flag == 1) {
@@ -2007,7 +2085,7 @@ run_iteration(CoreObject *self, uint64_t *ran)
     }
 
     int64_t timeout;
-    int stopping = dict_flag(self, s_stopping);
+    int stopping = attr_flag(self, A_STOPPING);
     if (stopping == -1)
         goto done;
     if (PyObject_Length(ready) > 0 || stopping == 1)
@@ -2028,7 +2106,7 @@ run_iteration(CoreObject *self, uint64_t *ran)
         Py_DECREF(r);
     }
     /* The loop may have been closed by a callback of dispatch_pending. */
-    if ((flag = dict_flag(self, s_closed)) == -1)
+    if ((flag = attr_flag(self, A_CLOSED)) == -1)
         goto done;
     if (flag == 1) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
@@ -2098,10 +2176,10 @@ run_iteration(CoreObject *self, uint64_t *ran)
      * one flag the Python core checks here too; the untimed path pays one
      * look-up. */
     int debug = 0, hooked = 0;
-    if ((flag = dict_flag(self, s_timed)) == -1)
+    if ((flag = attr_flag(self, A_TIMED)) == -1)
         goto done;
     if (flag == 1) {
-        if ((debug = dict_flag(self, s_debug)) == -1)
+        if ((debug = attr_flag(self, A_DEBUG)) == -1)
             goto done;
         debug = debug == 1;
         if (!debug && (hooked = hook_set(self)) < 0)
@@ -2162,7 +2240,7 @@ Core_run(CoreObject *self, PyObject *arg)
             result = Py_NewRef(Py_True);
             break;
         }
-        int stopping = dict_flag(self, s_stopping);
+        int stopping = attr_flag(self, A_STOPPING);
         if (stopping == -1)
             break;
         if (stopping == 1) {
@@ -2427,6 +2505,18 @@ PyInit__core(void)
         goto fail;
     if (load_cffi_side() < 0 || task_module_init() < 0)
         goto fail;
+    attr_names[A_CLOSED] = s_closed;
+    attr_names[A_STOPPING] = s_stopping;
+    attr_names[A_DEBUG] = s_debug;
+    attr_names[A_TIMED] = s_timed;
+    attr_names[A_SLOW_HANDLES] = s_slow_handles;
+    attr_names[A_READY] = s_ready;
+    attr_names[A_SCHEDULED] = s_scheduled;
+    attr_names[A_TIMER_CANCELLED_COUNT] = s_timer_cancelled_count;
+    attr_names[A_TASK_FACTORY] = s_task_factory;
+    attr_names[A_CLOCK_RESOLUTION] = s_clock_resolution;
+    attr_names[A_SLOW_HOOK] = s_slow_hook;
+    attr_names[A_SLOW_HOOK_THRESHOLD] = s_slow_hook_threshold;
     if (PyType_Ready(&CoreType) < 0)
         goto fail;
     m = PyModule_Create(&core_module);

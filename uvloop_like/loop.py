@@ -136,6 +136,15 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
     """An asyncio event loop on libuv.  Use it as any asyncio loop:
     ``uvloop_like.run(main())`` or ``asyncio.Runner(loop_factory=uvloop_like.new_event_loop)``."""
 
+    # The state the native core (_core.c) reads on every iteration or call
+    # lives in slots, which it reads at a fixed offset (a few instructions; a
+    # look-up in the instance dict costs about a hundred).  Python code reads
+    # and sets them as before (loop._debug = True, loop._ready = deque(), ...),
+    # and the native core sees each change at its next read.
+    __slots__ = ("_closed", "_stopping", "_debug", "_timed", "_slow_handles", "_ready",
+                 "_scheduled", "_timer_cancelled_count", "_task_factory", "_clock_resolution",
+                 "_slow_callback_hook", "_slow_hook_threshold")
+
     def __init__(self):
         self._native = None                    # the native core (_coresel), if selected
         self._closed = False
@@ -368,6 +377,10 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         uv_run = core.run
         ran = 0  # handles the last iteration ran: the next uv_run counts them (stats())
         while True:
+            if self._ready is not ready:
+                # Replaced by a callback (as stdlib, which reads it each time).
+                ready = self._ready
+                popleft = ready.popleft
             scheduled = self._scheduled
             if scheduled and self._timer_cancelled_count:
                 self._purge_cancelled_timers()
