@@ -266,6 +266,114 @@ def test_data_received_runs_in_the_transports_context(loop):
         _close_all(loop, server, [c])
 
 
+class _Buffered(asyncio.BufferedProtocol):
+    """A BufferedProtocol over memoryviews (the buffers the native core's
+    read path keeps posted); ``fail`` names the callback that raises."""
+
+    def __init__(self, registry, fail=None, fresh_views=False):
+        self.registry = registry
+        self.fail = fail
+        self.fresh_views = fresh_views
+        self.storage = bytearray(64 * 1024)
+        self.view = memoryview(self.storage)
+        self.received = bytearray()
+        self.calls = []
+        self.lost = []
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.registry.append(self)
+
+    def get_buffer(self, sizehint):
+        self.calls.append("get_buffer")
+        if self.fail == "get_buffer" and "buffer_updated" in self.calls:
+            raise ValueError("get_buffer failed")
+        if self.fresh_views:
+            self.view = memoryview(self.storage)   # another object each time: post_buffer
+        return self.view
+
+    def buffer_updated(self, nbytes):
+        self.calls.append("buffer_updated")
+        self.received += self.storage[:nbytes]
+        if self.fail == "buffer_updated":
+            raise ValueError("buffer_updated failed")
+
+    def connection_lost(self, exc):
+        self.lost.append(exc)
+
+
+@pytest.mark.parametrize("fresh_views", [False, True], ids=["same_view", "fresh_views"])
+def test_buffered_protocol_reads_in_order(loop, fresh_views):
+    payload = bytes(range(256)) * 2000   # 512,000 bytes: several reads
+    server, clients, protos = _server_with_clients(
+        loop, 1, lambda reg: _Buffered(reg, fresh_views=fresh_views))
+    try:
+        clients[0].setblocking(False)
+        sent = 0
+        while sent < len(payload):
+            try:
+                sent += clients[0].send(payload[sent:])
+            except BlockingIOError:
+                loop.run_until_complete(asyncio.sleep(0.005))
+        _run_until(loop, lambda: len(protos[0].received) >= len(payload))
+        assert bytes(protos[0].received) == payload
+        assert protos[0].lost == []
+    finally:
+        _close_all(loop, server, clients)
+
+
+@pytest.mark.parametrize("fail", ["buffer_updated", "get_buffer"])
+def test_buffered_protocol_callback_error_goes_to_handler_and_closes(loop, exc_handler, fail):
+    server, clients, protos = _server_with_clients(loop, 1, lambda reg: _Buffered(reg, fail=fail))
+    try:
+        clients[0].sendall(b"data")
+        _run_until(loop, lambda: protos[0].received)
+        # stdlib asks for the next buffer when more arrives, uvloop_like
+        # right after buffer_updated: either way the next get_buffer fails.
+        try:
+            clients[0].sendall(b"more")
+        except OSError:
+            pass   # (already closed by the peer: uvloop_like)
+        _run_until(loop, lambda: protos[0].lost)
+        p = protos[0]
+        assert bytes(p.received) == b"data"
+        assert p.transport.is_closing()
+        assert isinstance(p.lost[0], ValueError) and str(p.lost[0]) == fail + " failed"
+        calls = [c for c in exc_handler.calls if c.get("exception") is p.lost[0]]
+        assert [c["message"] for c in calls] == ["Fatal error: protocol.%s() call failed." % fail]
+    finally:
+        _close_all(loop, server, clients)
+
+
+def test_buffered_protocol_pause_inside_buffer_updated(loop):
+    class Pausing(_Buffered):
+        def buffer_updated(self, nbytes):
+            super().buffer_updated(nbytes)
+            if self.pause_next:
+                self.pause_next = False
+                self.transport.pause_reading()
+
+    def make(reg):
+        p = Pausing(reg)
+        p.pause_next = True
+        return p
+
+    server, clients, protos = _server_with_clients(loop, 1, make)
+    try:
+        clients[0].sendall(b"one")
+        _run_until(loop, lambda: protos[0].received)
+        p = protos[0]
+        assert not p.transport.is_reading()
+        clients[0].sendall(b"two")
+        for _ in range(5):
+            loop.run_until_complete(asyncio.sleep(0.01))
+        assert bytes(p.received) == b"one"
+        p.transport.resume_reading()
+        _run_until(loop, lambda: bytes(p.received) == b"onetwo")
+    finally:
+        _close_all(loop, server, clients)
+
+
 def _udp_addr_roundtrip(loop, family, host):
     received = []
 

@@ -1273,6 +1273,11 @@ task_module_init(void)
  *   saves them), anything else goes to transport._fatal_error(exc,
  *   "Fatal error: protocol.data_received() call failed.") with exc being
  *   handled (sys.exc_info()), as inside the Python `except` block.
+ * - UVL_EV_READ into the buffer a BufferedProtocol posted, on the same
+ *   conditions (but `_buffered`), the handle keeping the buffer's export
+ *   (a memoryview's: release_after_read False): buffer_updated(nread), then,
+ *   still reading and not closing, get_buffer(-1) and handle.repost() for
+ *   the same object or handle.post_buffer(buf), each guarded as above.
  * - UVL_EV_RECV of a datagram (status >= 0, header offset >= 0) of a UDP
  *   handle whose _on_recv is UDPTransport._on_recv bound to its transport:
  *   what that method does (append (data, sockaddr) to _received, queueing
@@ -1290,10 +1295,13 @@ static PyObject *StreamPtrType, *UdpPtrType;        /* ffi.typeof of their _ptr 
 static PyObject *StreamReadingOnRead;   /* transports/base.py StreamReading._on_read */
 static PyObject *UdpTransportOnRecv;    /* transports/datagram.py UDPTransport._on_recv */
 static Py_ssize_t off_on_read, off_on_recv;  /* the handles' callback slots */
+static Py_ssize_t off_release_after_read;    /* StreamHandle.release_after_read */
 static int bind_state;                  /* 0: not loaded yet, 1: ready, -1: unavailable */
 static PyObject *s_save, *s_closing, *s_paused, *s_held, *s_buffered, *s_protocol,
     *s_data_received, *s_fatal_error, *s_received, *s_deliver_handle, *s_loop, *s_ptr,
-    *s_on_read_name, *s_on_recv_name, *msg_data_received;
+    *s_on_read_name, *s_on_recv_name, *msg_data_received, *s_buffer_updated, *s_get_buffer,
+    *s_reading, *s_handle, *s_posted_obj, *s_repost, *s_post_buffer, *msg_buffer_updated,
+    *msg_get_buffer;
 
 /* What Core.bind needs, loaded at its first call (the transports import the
  * handles, which import the cffi module: not at _core's import). */
@@ -1321,6 +1329,15 @@ bind_load(void)
     BIND_NAME(s_on_read_name, "_on_read");
     BIND_NAME(s_on_recv_name, "_on_recv");
     BIND_NAME(msg_data_received, "Fatal error: protocol.data_received() call failed.");
+    BIND_NAME(s_buffer_updated, "buffer_updated");
+    BIND_NAME(s_get_buffer, "get_buffer");
+    BIND_NAME(s_reading, "_reading");
+    BIND_NAME(s_handle, "_handle");
+    BIND_NAME(s_posted_obj, "posted_obj");
+    BIND_NAME(s_repost, "repost");
+    BIND_NAME(s_post_buffer, "post_buffer");
+    BIND_NAME(msg_buffer_updated, "Fatal error: protocol.buffer_updated() call failed.");
+    BIND_NAME(msg_get_buffer, "Fatal error: protocol.get_buffer() call failed.");
     if ((StreamHandleType = import_attr("uvloop_like.handles.stream", "StreamHandle")) == NULL
             || (UdpHandleType = import_attr("uvloop_like.handles.udp", "UDPHandle")) == NULL
             || (StreamPtrType = import_attr("uvloop_like._ffi", "UVL_STREAM_P")) == NULL
@@ -1338,7 +1355,9 @@ bind_load(void)
     if (StreamReadingOnRead == NULL || UdpTransportOnRecv == NULL
             || !PyFunction_Check(StreamReadingOnRead) || !PyFunction_Check(UdpTransportOnRecv)
             || slot_offset((PyTypeObject *)StreamHandleType, "_on_read", &off_on_read) < 0
-            || slot_offset((PyTypeObject *)UdpHandleType, "_on_recv", &off_on_recv) < 0)
+            || slot_offset((PyTypeObject *)UdpHandleType, "_on_recv", &off_on_recv) < 0
+            || slot_offset((PyTypeObject *)StreamHandleType, "release_after_read",
+                           &off_release_after_read) < 0)
         goto fail;
     Py_DECREF(reading);
     Py_DECREF(udpt);
@@ -1511,9 +1530,58 @@ peek_attr(PyObject *o, PyObject *name)
     return v;
 }
 
-/* A read of nread bytes at arena offset `offset` for the stream handle h.
- * 1: delivered (or its error handled); 0: not handled here (nothing done,
- * no exception); -1: an exception to propagate. */
+/* ctx.run(obj.<name>, arg): the method is looked up first, outside the
+ * context (as Python evaluates Context.run's arguments), then called inside
+ * it (PyContext_Enter/Exit: Context.run's own steps; entering a context
+ * that is already entered raises RuntimeError, as Context.run does).  A new
+ * reference, or NULL with an exception. */
+static PyObject *
+run_in_context(PyObject *ctx, PyObject *obj, PyObject *name, PyObject *arg)
+{
+    PyObject *meth = PyObject_GetAttr(obj, name);
+    if (meth == NULL)
+        return NULL;
+    PyObject *r = NULL;
+    if (PyContext_Enter(ctx) == 0) {
+        r = PyObject_Vectorcall(meth, &arg, 1, NULL);
+        if (PyContext_Exit(ctx) < 0)
+            Py_CLEAR(r);
+    }
+    Py_DECREF(meth);
+    return r;
+}
+
+/* The guard of StreamReading._on_read, entered with the error set:
+ * `except (SystemExit, KeyboardInterrupt): raise` (-1), `except
+ * BaseException as exc: self._fatal_error(exc, msg)` (1, or -1 if that
+ * raised: chained to exc, as in an except block). */
+static int
+guard_error(PyObject *tr, PyObject *msg)
+{
+    if (PyErr_ExceptionMatches(ExitExceptions))
+        return -1;
+    PyObject *exc = fetch_exc();
+    PyObject *fatal = PyObject_GetAttr(tr, s_fatal_error);
+    if (fatal == NULL) {
+        chain_context(exc);
+        Py_DECREF(exc);
+        return -1;
+    }
+    PyObject *args[2] = {exc, msg};
+    PyObject *r = call_handling(fatal, args, 2, exc);
+    Py_DECREF(fatal);
+    Py_DECREF(exc);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 1;
+}
+
+/* A read of nread bytes for the stream handle h: at arena offset
+ * `offset`, or (offset -1) in the buffer its BufferedProtocol posted.
+ * StreamReading._on_read's work.  1: delivered (or its error handled); 0:
+ * not handled here (nothing done, no exception); -1: an exception to
+ * propagate. */
 static int
 fast_read(CoreObject *self, PyObject *h, const char *arena, int nread, int offset)
 {
@@ -1521,11 +1589,17 @@ fast_read(CoreObject *self, PyObject *h, const char *arena, int nread, int offse
     if (on_read == NULL || !PyMethod_Check(on_read)
             || PyMethod_GET_FUNCTION(on_read) != StreamReadingOnRead)
         return 0;
+    /* A read into the posted buffer whose export _on_read gives back first
+     * (a bytearray's, say): the Python path. */
+    if (offset < 0 && SLOT(h, off_release_after_read) != Py_False)
+        return 0;
     Py_INCREF(on_read);  /* (it holds the transport for the time of the call) */
     PyObject *tr = PyMethod_GET_SELF(on_read);
-    PyObject *v, *protocol = NULL, *ctx = NULL, *meth = NULL, *data = NULL;
+    PyObject *v, *protocol = NULL, *ctx = NULL, *arg = NULL, *r = NULL, *buf = NULL;
+    PyObject *handle = NULL, *posted = NULL;
     int rc = 0;
-    /* `_closing`, `_paused`, `_buffered` False, `_held` an empty deque. */
+    /* `_closing`, `_paused` False, `_held` an empty deque; for a read into
+     * the arena, `_buffered` False. */
     if ((v = peek_attr(tr, s_closing)) == NULL)
         goto done;
     Py_DECREF(v);
@@ -1542,58 +1616,84 @@ fast_read(CoreObject *self, PyObject *h, const char *arena, int nread, int offse
     Py_DECREF(v);
     if (held)
         goto done;
-    if ((v = peek_attr(tr, s_buffered)) == NULL)
-        goto done;
-    Py_DECREF(v);
-    if (v != Py_False)
-        goto done;
+    if (offset >= 0) {
+        if ((v = peek_attr(tr, s_buffered)) == NULL)
+            goto done;
+        Py_DECREF(v);
+        if (v != Py_False)
+            goto done;
+    }
     if ((ctx = peek_attr(tr, s_context)) == NULL || !PyContext_CheckExact(ctx))
         goto done;
     if ((protocol = peek_attr(tr, s_protocol)) == NULL)
         goto done;
-    /* From here on this is the delivery: `self._context.run(
-     * self._protocol.data_received, data)` inside the guard. */
+    /* From here on this is the delivery. */
     rc = 1;
-    data = PyBytes_FromStringAndSize(arena + offset, nread);
-    if (data == NULL) {
-        rc = -1;  /* (the Python path's slice would raise it outside the guard) */
+    if (offset >= 0) {
+        /* self._context.run(self._protocol.data_received, data), guarded */
+        arg = PyBytes_FromStringAndSize(arena + offset, nread);
+        if (arg == NULL) {
+            rc = -1;  /* (the Python path's slice would raise it outside the guard) */
+            goto done;
+        }
+        if ((r = run_in_context(ctx, protocol, s_data_received, arg)) == NULL)
+            rc = guard_error(tr, msg_data_received);
         goto done;
     }
-    meth = PyObject_GetAttr(protocol, s_data_received);
-    PyObject *r = NULL;
-    if (meth != NULL && PyContext_Enter(ctx) == 0) {
-        r = PyObject_Vectorcall(meth, &data, 1, NULL);
-        if (PyContext_Exit(ctx) < 0)
-            Py_CLEAR(r);
-    }
-    if (r != NULL) {
-        Py_DECREF(r);
-        goto done;
-    }
-    if (PyErr_ExceptionMatches(ExitExceptions)) {
+    /* A BufferedProtocol's read, into the buffer it posted:
+     * run(protocol.buffer_updated, nread), guarded ... */
+    if ((arg = PyLong_FromLong(nread)) == NULL) {
         rc = -1;
         goto done;
     }
-    /* except BaseException as exc: self._fatal_error(exc, message) */
-    PyObject *exc = fetch_exc();
-    PyObject *fatal = PyObject_GetAttr(tr, s_fatal_error);
-    if (fatal == NULL) {
-        chain_context(exc);
-        Py_DECREF(exc);
+    if ((r = run_in_context(ctx, protocol, s_buffer_updated, arg)) == NULL) {
+        rc = guard_error(tr, msg_buffer_updated);
+        goto done;
+    }
+    Py_CLEAR(r);
+    /* ... `if not self._reading or self._closing: return` (unguarded) ... */
+    if ((v = PyObject_GetAttr(tr, s_reading)) == NULL) {
         rc = -1;
         goto done;
     }
-    PyObject *args[2] = {exc, msg_data_received};
-    r = call_handling(fatal, args, 2, exc);
-    Py_DECREF(fatal);
-    Py_DECREF(exc);
-    if (r == NULL)
-        rc = -1;
+    int go_on = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    if (go_on == 1) {
+        if ((v = PyObject_GetAttr(tr, s_closing)) == NULL) {
+            rc = -1;
+            goto done;
+        }
+        int closing = PyObject_IsTrue(v);
+        Py_DECREF(v);
+        go_on = closing < 0 ? -1 : !closing;
+    }
+    if (go_on <= 0) {
+        rc = go_on < 0 ? -1 : 1;
+        goto done;
+    }
+    /* ... then, guarded: buf = run(protocol.get_buffer, -1); handle =
+     * self._handle; the same object as handle.posted_obj: handle.repost(),
+     * else handle.post_buffer(buf). */
+    Py_CLEAR(arg);
+    if ((arg = PyLong_FromLong(-1)) == NULL
+            || (buf = run_in_context(ctx, protocol, s_get_buffer, arg)) == NULL
+            || (handle = PyObject_GetAttr(tr, s_handle)) == NULL
+            || (posted = PyObject_GetAttr(handle, s_posted_obj)) == NULL) {
+        rc = guard_error(tr, msg_get_buffer);
+        goto done;
+    }
+    if (buf == posted)
+        r = PyObject_CallMethodNoArgs(handle, s_repost);
     else
-        Py_DECREF(r);
+        r = PyObject_CallMethodOneArg(handle, s_post_buffer, buf);
+    if (r == NULL)
+        rc = guard_error(tr, msg_get_buffer);
 done:
-    Py_XDECREF(data);
-    Py_XDECREF(meth);
+    Py_XDECREF(r);
+    Py_XDECREF(arg);
+    Py_XDECREF(buf);
+    Py_XDECREF(handle);
+    Py_XDECREF(posted);
     Py_XDECREF(protocol);
     Py_XDECREF(ctx);
     Py_DECREF(on_read);
@@ -1676,7 +1776,7 @@ process_completions(CoreObject *self, int n)
         int done = 0;
         Py_INCREF(h);
         if (ev->kind == UVL_EV_READ) {
-            if (ev->status > 0 && ev->events >= 0)
+            if (ev->status > 0 && ev->events >= -1)
                 done = fast_read(self, h, arena, ev->status, ev->events);
         } else if (ev->kind == UVL_EV_RECV) {
             if (ev->status >= 0 && ev->events >= 0)
