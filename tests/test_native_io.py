@@ -7,10 +7,14 @@ An exception from data_received goes to the exception handler and closes the
 transport; KeyboardInterrupt propagates out of run_until_complete and the
 reads of the same batch are delivered afterwards, in order; pause_reading
 from inside data_received holds what libuv already read; a transport closed
-by an earlier read of the same batch gets nothing more; data_received runs
-in the transport's context; a datagram's sender address is the one the
-socket module gives.  Reference leaks (native core): flat over many reads
-and many datagrams.
+(or aborted) by an earlier read of the same batch gets nothing more;
+loop.close() inside data_received is refused; data_received runs in the
+transport's context; a BufferedProtocol's reads (into the same or a fresh
+memoryview) arrive in order, its callbacks' errors close the transport, and
+pause_reading inside buffer_updated holds the rest; a datagram's sender
+address is the one the socket module gives.  uvloop_like only: a replaced
+_on_read and a slow-callback hook take the Python path.  Reference leaks
+(native core): flat over many reads and many datagrams.
 """
 from __future__ import annotations
 
@@ -211,27 +215,50 @@ def test_pause_reading_inside_data_received_holds_the_rest(loop):
         _close_all(loop, server, clients)
 
 
-def test_transport_closed_by_an_earlier_read_of_the_batch(loop):
-    # Whichever connection's data comes first closes the other one: the
-    # other's read (in the same batch, or later) is never delivered.
-    def close_the_other(proto, data):
+@pytest.mark.parametrize("how", ["close", "abort"])
+def test_transport_closed_by_an_earlier_read_of_the_batch(loop, how):
+    # Whichever connection's data comes first closes (or aborts) all the
+    # others: their reads (in the same batch, or later) are never delivered.
+    def close_the_others(proto, data):
         for other in proto.registry:
-            if other is not proto:
-                other.transport.close()
+            if other is not proto and not other.transport.is_closing():
+                getattr(other.transport, how)()
 
     server, clients, protos = _server_with_clients(
-        loop, 2, lambda reg: _Recorder(reg, close_the_other))
+        loop, 6, lambda reg: _Recorder(reg, close_the_others))
     try:
-        clients[0].sendall(b"a")
-        clients[1].sendall(b"b")
-        _run_until(loop, lambda: any(p.lost for p in protos))
+        for c in clients:
+            c.sendall(b"a")
+        _run_until(loop, lambda: sum(1 for p in protos if p.lost) == 5)
         for _ in range(3):
             loop.run_until_complete(asyncio.sleep(0.01))
         delivered = [p for p in protos if p.chunks]
         assert len(delivered) == 1
-        closed = [p for p in protos if p is not delivered[0]][0]
-        assert closed.chunks == [] and closed.lost == [None]
+        for p in protos:
+            if p is not delivered[0]:
+                assert p.chunks == [] and p.lost == [None]
         assert not delivered[0].transport.is_closing()
+    finally:
+        _close_all(loop, server, clients)
+
+
+def test_loop_close_inside_data_received_is_refused(loop):
+    errors = []
+
+    def try_close(proto, data):
+        try:
+            loop.close()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    server, clients, protos = _server_with_clients(loop, 1, lambda reg: _Recorder(reg, try_close))
+    try:
+        clients[0].sendall(b"x")
+        _run_until(loop, lambda: errors)
+        assert errors == ["Cannot close a running event loop"]
+        assert not loop.is_closed()
+        clients[0].sendall(b"y")
+        _run_until(loop, lambda: len(protos[0].chunks) == 2)
     finally:
         _close_all(loop, server, clients)
 
@@ -579,3 +606,63 @@ def test_no_leak_over_many_datagrams():
     finally:
         loop.close()
     assert after - before < 2000, (before, after)
+
+
+def _uvloop_like_echo_once(loop, setup):
+    """One read on a uvloop_like server connection, after ``setup(proto)``
+    (at connection_made); returns the protocol."""
+    server, clients, protos = _server_with_clients(loop, 1, lambda reg: _Recorder(reg))
+    try:
+        setup(protos[0])
+        clients[0].sendall(b"ping")
+        _run_until(loop, lambda: protos[0].chunks)
+        return protos[0]
+    finally:
+        _close_all(loop, server, clients)
+
+
+def test_replaced_on_read_takes_the_python_path():
+    # uvloop_like's own internals (both cores): a handle whose _on_read is
+    # not StreamReading's (replaced on the instance here; a subclass
+    # overriding it is the same case) gets its reads through that callable.
+    loop = uvloop_like.new_event_loop()
+    seen = []
+    try:
+        def setup(proto):
+            handle = proto.transport._handle
+            original = handle._on_read
+
+            def spy(nread, data):
+                seen.append(nread)
+                original(nread, data)
+            handle._on_read = spy
+
+        proto = _uvloop_like_echo_once(loop, setup)
+        assert seen[0] == 4 and proto.chunks == [b"ping"]   # (then EOF, as the client closes)
+    finally:
+        loop.close()
+
+
+def test_slow_callback_hook_reports_a_slow_data_received():
+    # With a hook set, completions are timed one by one (LoopCore.process_timed
+    # on both cores) and a slow data_received is reported with its transport.
+    loop = uvloop_like.new_event_loop()
+    reports = []
+    try:
+        loop.set_slow_callback_hook(lambda what, seconds: reports.append((what, seconds)),
+                                    threshold=0.01)
+        slow_done = []
+
+        def setup(proto):
+            def slow(p, data):
+                t0 = loop.time()
+                while loop.time() - t0 < 0.02:
+                    pass
+                slow_done.append(True)
+            proto.on_data = slow
+
+        proto = _uvloop_like_echo_once(loop, setup)
+        assert slow_done and proto.chunks == [b"ping"]
+        assert any(what is proto.transport and seconds >= 0.01 for what, seconds in reports), reports
+    finally:
+        loop.close()
