@@ -2407,6 +2407,629 @@ static PyTypeObject CoreType = {
     .tp_new = PyType_GenericNew,
 };
 
+static PyObject *import_attr(const char *module, const char *name);
+
+/* --- the write fast path (issue 9): StreamTransport.write, UDPTransport.sendto ---
+ *
+ * On a loop with a native core, each StreamTransport (and UDPTransport) whose
+ * class does not override write (sendto) gets, in its instance dict, a
+ * StreamWrite (DatagramSend) over its handle: transport.write(data) then
+ * runs here, without a Python frame or a cffi call.  It does what the
+ * Python method does on its hot path, and only that: for bytes, a bytearray
+ * or a flat byte memoryview, with the transport in its normal state (no
+ * write_eof, no sendfile waiter, connection not lost) and nothing queued,
+ * one libuv try-write through the cffi module's core API table (the same
+ * uvl.c function the Python method calls, which also counts loop.stats()'s
+ * bytes_sent).  All of it written: None.  Part of it (or EAGAIN): the rest
+ * goes to the transport's own _queue_write, as the Python method sends it.
+ * An error: handle.try_write_error() and the transport's _fatal_error(), as
+ * the Python method's except clause does.  Anything else (another type,
+ * other arguments, another state, something queued) calls the class's
+ * Python method itself, before anything was written, so its checks,
+ * exceptions and messages are the Python core's.
+ *
+ * References: the StreamWrite lives in the transport's __dict__, so it holds
+ * the transport weakly (a strong reference would make a cycle, and a
+ * transport abandoned by its protocol must die by reference counting, warn
+ * ResourceWarning and close its descriptor: DESIGN.md rule 12).  It holds
+ * the handle and its _ptr cdata (the memory of the uvl_stream_t) strongly:
+ * the address it writes to cannot outlive them.  Called after the transport
+ * died (the object kept elsewhere), it raises RuntimeError. */
+
+static PyObject *s_send_now, *s_eof, *s_empty_waiter, *s_conn_lost, *s_handle, *s_queue_write, *s_fatal_error,
+    *s_try_write_error, *s_fatal_write_msg, *s_address, *s_connected, *s_sockaddrs,
+    *s_send_sizes, *s_protocol, *s_error_received;
+static PyObject *Zero;                 /* the int 0 (a small int: one object) */
+static PyObject *ConvertError;         /* uvloop_like.errors.convert_error */
+static PyObject *UvlStreamPtrType;     /* ffi.typeof("uvl_stream_t *") */
+static PyObject *UvlUdpPtrType;        /* ffi.typeof("uvl_udp_t *") */
+static int UvEagain;                   /* lib.UV_EAGAIN */
+static Py_ssize_t SockaddrSize;        /* lib.UVL_UDP_HEADER: a sendto sockaddr's size */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *transport_ref;  /* weak reference to the transport */
+    PyObject *handle;         /* transport._handle when bound (checked on every call) */
+    PyObject *ptr;            /* handle._ptr: the cdata owning the libuv struct */
+    void *uv;                 /* its address */
+    PyObject *py_method;      /* the class's Python write/sendto: every other case */
+    /* The C call the Python method would make, as bound: replaced (a test
+     * simulating EAGAIN, say), the Python method runs. */
+    PyObject *send_now;       /* handle.try_write_bytes / transport._send_now */
+    Py_ssize_t queued_off;    /* StreamHandle's `queued` slot (StreamWrite only) */
+    Py_ssize_t send_now_off;  /* StreamHandle's `try_write_bytes` slot (StreamWrite only) */
+} WriterObject;
+
+static int
+Writer_traverse(WriterObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->transport_ref);
+    Py_VISIT(self->handle);
+    Py_VISIT(self->ptr);
+    Py_VISIT(self->py_method);
+    Py_VISIT(self->send_now);
+    return 0;
+}
+
+static int
+Writer_clear(WriterObject *self)
+{
+    Py_CLEAR(self->transport_ref);
+    Py_CLEAR(self->handle);
+    Py_CLEAR(self->ptr);
+    Py_CLEAR(self->py_method);
+    Py_CLEAR(self->send_now);
+    self->uv = NULL;
+    return 0;
+}
+
+static void
+Writer_dealloc(WriterObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Writer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The transport: a new reference; NULL with RuntimeError when it died. */
+static PyObject *
+writer_transport(WriterObject *self)
+{
+    PyObject *t = NULL;
+    if (self->transport_ref != NULL) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (PyWeakref_GetRef(self->transport_ref, &t) < 0)
+            return NULL;
+#else
+        t = PyWeakref_GET_OBJECT(self->transport_ref);
+        t = t == Py_None ? NULL : Py_NewRef(t);
+#endif
+    }
+    if (t == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "write to a transport that was garbage-collected");
+    return t;
+}
+
+/* py_method(transport, *args, **kw): the Python path. */
+static PyObject *
+writer_python(WriterObject *self, PyObject *transport, PyObject *const *args, size_t nargsf,
+              PyObject *kwnames)
+{
+    PyObject *small[8];
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    Py_ssize_t total = nargs + nkw + 1;
+    PyObject **stack = small;
+    if (total > 8) {
+        stack = PyMem_Malloc(total * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory();
+    }
+    stack[0] = transport;
+    for (Py_ssize_t i = 0; i < nargs + nkw; i++)
+        stack[i + 1] = args[i];
+    PyObject *res = PyObject_Vectorcall(self->py_method, stack, nargs + 1, kwnames);
+    if (stack != small)
+        PyMem_Free(stack);
+    return res;
+}
+
+/* The transport's instance dict, borrowed (NULL: none). */
+static inline PyObject *
+instance_dict(PyObject *obj)
+{
+    PyObject **p = _PyObject_GetDictPtr(obj);
+    return p == NULL ? NULL : *p;
+}
+
+/* dict[key] is `want` (borrowed values compared by identity). */
+static inline int
+dict_is(PyObject *dict, PyObject *key, PyObject *want)
+{
+    return PyDict_GetItemWithError(dict, key) == want;
+}
+
+/* data's bytes when it is bytes, a bytearray or a flat, C-contiguous byte
+ * memoryview (what StreamTransport.write sends without write_data()): 1;
+ * 0 for anything else. */
+static inline int
+flat_bytes(PyObject *data, const char **buf, Py_ssize_t *len)
+{
+    PyTypeObject *kind = Py_TYPE(data);
+    if (kind == &PyBytes_Type) {
+        *buf = PyBytes_AS_STRING(data);
+        *len = PyBytes_GET_SIZE(data);
+        return 1;
+    }
+    if (kind == &PyByteArray_Type) {
+        *buf = PyByteArray_AS_STRING(data);
+        *len = PyByteArray_GET_SIZE(data);
+        return 1;
+    }
+    if (kind == &PyMemoryView_Type) {
+        PyMemoryViewObject *mv = (PyMemoryViewObject *)data;
+        Py_buffer *view = &mv->view;
+        if ((mv->flags & _Py_MEMORYVIEW_RELEASED) || (mv->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED)
+                || view->ndim != 1 || view->itemsize != 1
+                || (view->strides != NULL && view->strides[0] != 1) || view->suboffsets != NULL)
+            return 0;
+        *buf = (const char *)view->buf;
+        *len = view->len;
+        return 1;
+    }
+    return 0;
+}
+
+/* What the Python method's `except BaseException as exc:` clause does with
+ * the exception set: SystemExit and KeyboardInterrupt propagate (-1);
+ * anything else goes to handler(exc, *extra) with exc being handled, as in
+ * the clause (sys.exc_info() is it; an exception it raises chains to it):
+ * 0, or -1 with handler's exception. */
+static int
+handle_exception(PyObject *handler_owner, PyObject *handler_name, PyObject *extra)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value == NULL) {  /* (normalization failed: its own error is set) */
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    if (tb != NULL)
+        PyException_SetTraceback(value, tb);
+    if (PyErr_GivenExceptionMatches(type, ExitExceptions)) {
+        PyErr_Restore(type, value, tb);
+        return -1;
+    }
+    PyObject *st, *sv, *stb;
+    PyErr_GetExcInfo(&st, &sv, &stb);
+    Py_INCREF(value);
+    PyErr_SetExcInfo(type, value, tb);  /* (steals the three) */
+    PyObject *r = PyObject_CallMethodObjArgs(handler_owner, handler_name, value, extra, NULL);
+    Py_DECREF(value);
+    PyErr_SetExcInfo(st, sv, stb);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* What StreamTransport.write does after a try-write that took k of len
+ * bytes: `self._queue_write([memoryview(data)[k:]], len - k)`. */
+static PyObject *
+queue_rest(PyObject *transport, PyObject *data, Py_ssize_t k, Py_ssize_t len)
+{
+    PyObject *res = NULL, *rest = NULL, *pieces = NULL, *size = NULL;
+    PyObject *view = PyMemoryView_FromObject(data);
+    if (view == NULL)
+        return NULL;
+    PyObject *start = PyLong_FromSsize_t(k);
+    PyObject *slice = start == NULL ? NULL : PySlice_New(start, NULL, NULL);
+    Py_XDECREF(start);
+    if (slice != NULL) {
+        rest = PyObject_GetItem(view, slice);
+        Py_DECREF(slice);
+    }
+    Py_DECREF(view);
+    if (rest == NULL)
+        return NULL;
+    pieces = PyList_New(1);
+    if (pieces == NULL)
+        goto done;
+    PyList_SET_ITEM(pieces, 0, Py_NewRef(rest));
+    size = PyLong_FromSsize_t(len - k);
+    if (size == NULL)
+        goto done;
+    res = PyObject_CallMethodObjArgs(transport, s_queue_write, pieces, size, NULL);
+    if (res != NULL) {
+        Py_DECREF(res);
+        res = Py_NewRef(Py_None);
+    }
+done:
+    Py_DECREF(rest);
+    Py_XDECREF(pieces);
+    Py_XDECREF(size);
+    return res;
+}
+
+/* transport.write(data) (StreamTransport.write; see the section's comment). */
+static PyObject *
+StreamWrite_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *transport = writer_transport(self);
+    if (transport == NULL)
+        return NULL;
+    PyObject *res;
+    const char *buf;
+    Py_ssize_t len;
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL || !flat_bytes(args[0], &buf, &len))
+        goto python;
+    PyObject *data = args[0];
+    /* StreamTransport.write's checks, in its order, each a field test. */
+    PyObject *dict = instance_dict(transport);
+    if (dict == NULL || !dict_is(dict, s_eof, Py_False) || !dict_is(dict, s_empty_waiter, Py_None))
+        goto python;
+    if (len == 0) {  /* `if not data: return` */
+        Py_DECREF(transport);
+        Py_RETURN_NONE;
+    }
+    if (!dict_is(dict, s_conn_lost, Zero) || !dict_is(dict, s_handle, self->handle))
+        goto python;
+    PyObject *queued = *(PyObject **)((char *)self->handle + self->queued_off);
+    if (queued == NULL || !PyAnySet_CheckExact(queued) || PySet_GET_SIZE(queued) != 0)
+        goto python;  /* (the Python method queues behind the writes in flight) */
+    if (*(PyObject **)((char *)self->handle + self->send_now_off) != self->send_now)
+        goto python;
+    /* (No Python code has run since flat_bytes: buf is still data's.) */
+    int n = self->uv == NULL ? UvEagain : CoreApi->try_write(self->uv, buf, (size_t)len);
+    if (n == len) {
+        Py_DECREF(transport);
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t k = n;
+    if (n < 0) {
+        if (n == UvEagain) {
+            k = 0;
+        } else {
+            /* `n = handle.try_write_error(n)` in the Python method's try. */
+            PyObject *status = PyLong_FromLong(n);
+            PyObject *r = status == NULL ? NULL
+                : PyObject_CallMethodObjArgs(self->handle, s_try_write_error, status, NULL);
+            Py_XDECREF(status);
+            if (r == NULL) {
+                res = handle_exception(transport, s_fatal_error, s_fatal_write_msg) < 0 ? NULL
+                    : Py_NewRef(Py_None);
+                Py_DECREF(transport);
+                return res;
+            }
+            k = PyLong_AsSsize_t(r);
+            Py_DECREF(r);
+            if (k == -1 && PyErr_Occurred()) {
+                Py_DECREF(transport);
+                return NULL;
+            }
+            if (k == len) {
+                Py_DECREF(transport);
+                Py_RETURN_NONE;
+            }
+        }
+    }
+    res = queue_rest(transport, data, k, len);
+    Py_DECREF(transport);
+    return res;
+python:
+    if (PyErr_Occurred()) {  /* (a failed dict look-up: the Python path says it) */
+        Py_DECREF(transport);
+        return NULL;
+    }
+    res = writer_python(self, transport, args, nargsf, kwnames);
+    Py_DECREF(transport);
+    return res;
+}
+
+/* transport.sendto(data, addr=None) (UDPTransport.sendto): a non-empty bytes
+ * datagram to an address whose sockaddr the transport has cached (or on a
+ * connected socket), nothing queued, the transport in its normal state: one
+ * uv_udp_try_send.  EAGAIN, and everything else, before anything was sent:
+ * the Python method.  Another error: protocol.error_received(), as the
+ * Python method reports it. */
+static PyObject *
+DatagramSend_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *transport = writer_transport(self);
+    if (transport == NULL)
+        return NULL;
+    PyObject *res;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1 || nargs > 2 || kwnames != NULL)
+        goto python;
+    PyObject *data = args[0];
+    PyObject *addr = nargs == 2 ? args[1] : Py_None;
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0)
+        goto python;
+    PyObject *dict = instance_dict(transport);
+    if (dict == NULL)
+        goto python;
+    PyObject *address = PyDict_GetItemWithError(dict, s_address);
+    if (address == NULL)
+        goto python;
+    if (address != Py_None) {
+        /* A connected endpoint: only sendto(data) or sendto(data, the same
+         * object) are plain; anything else gets _send_target's checks. */
+        if (addr != Py_None && addr != address)
+            goto python;
+        addr = address;
+    }
+    if (!dict_is(dict, s_conn_lost, Zero) || !dict_is(dict, s_handle, self->handle)
+            || !dict_is(dict, s_send_now, self->send_now))
+        goto python;
+    PyObject *connected = PyDict_GetItemWithError(dict, s_connected);
+    const char *sa = NULL;
+    if (connected == Py_False) {
+        PyObject *sockaddrs = PyDict_GetItemWithError(dict, s_sockaddrs);
+        if (sockaddrs == NULL || !PyDict_CheckExact(sockaddrs))
+            goto python;
+        /* (Looked up again by the Python path if missing: a dict look-up
+         * has no other effect.) */
+        PyObject *cached = PyDict_GetItemWithError(sockaddrs, addr);
+        if (cached == NULL) {
+            PyErr_Clear();  /* (an unhashable address: the Python path says so) */
+            goto python;
+        }
+        if (!PyBytes_CheckExact(cached) || PyBytes_GET_SIZE(cached) != SockaddrSize)
+            goto python;
+        sa = PyBytes_AS_STRING(cached);
+    } else if (connected != Py_True) {
+        goto python;
+    }
+    PyObject *sizes = PyDict_GetItemWithError(dict, s_send_sizes);
+    if (sizes == NULL || (PyObject *)Py_TYPE(sizes) != DequeType || PyObject_Size(sizes) != 0)
+        goto python;  /* (queued sends first: the Python method queues behind them) */
+    if (self->uv == NULL)
+        goto python;
+    /* (data and the cached sockaddr are bytes: immutable, and held by the
+     * caller and the dict, which no code has run to change.) */
+    int n = CoreApi->udp_try_send(self->uv, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), sa);
+    if (n >= 0) {
+        Py_DECREF(transport);
+        Py_RETURN_NONE;
+    }
+    if (n == UvEagain)
+        goto python;  /* (nothing sent, no error consumed: the Python method queues it) */
+    /* `self._protocol.error_received(convert_error(n))` */
+    res = NULL;
+    PyObject *protocol = PyDict_GetItemWithError(dict, s_protocol);
+    if (protocol == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_AttributeError, s_protocol);
+        Py_DECREF(transport);
+        return NULL;
+    }
+    Py_INCREF(protocol);
+    PyObject *status = PyLong_FromLong(n);
+    PyObject *exc = status == NULL ? NULL : PyObject_CallOneArg(ConvertError, status);
+    Py_XDECREF(status);
+    if (exc != NULL) {
+        res = PyObject_CallMethodOneArg(protocol, s_error_received, exc);
+        Py_DECREF(exc);
+        if (res != NULL) {
+            Py_DECREF(res);
+            res = Py_NewRef(Py_None);
+        }
+    }
+    Py_DECREF(protocol);
+    Py_DECREF(transport);
+    return res;
+python:
+    if (PyErr_Occurred()) {
+        Py_DECREF(transport);
+        return NULL;
+    }
+    res = writer_python(self, transport, args, nargsf, kwnames);
+    Py_DECREF(transport);
+    return res;
+}
+
+/* The offset of the object slot `name` of obj's class (0, or -1 with
+ * TypeError when it is not a plain slot). */
+static int
+object_slot(PyObject *obj, const char *name, Py_ssize_t *off)
+{
+    PyObject *d = PyObject_GetAttrString((PyObject *)Py_TYPE(obj), name);
+    int ok = d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)
+        && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+    if (ok)
+        *off = ((PyMemberDescrObject *)d)->d_member->offset;
+    Py_XDECREF(d);
+    if (!ok) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s has no `%s` slot", Py_TYPE(obj)->tp_name, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* StreamWrite(transport, handle, write) / DatagramSend(transport, handle,
+ * sendto): bind the fast path over `handle` (the transport's _handle), with
+ * `write` (`sendto`), the class's Python method, for every other case. */
+static WriterObject *
+writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds, PyObject *ptrtype, int stream)
+{
+    PyObject *transport, *handle, *method;
+    if (!PyArg_ParseTuple(args, "OOO", &transport, &handle, &method))
+        return NULL;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no keyword arguments", type->tp_name);
+        return NULL;
+    }
+    if (!PyCallable_Check(method)) {
+        PyErr_Format(PyExc_TypeError, "%s: the Python method must be callable", type->tp_name);
+        return NULL;
+    }
+    Py_ssize_t queued_off = 0, send_now_off = 0;
+    PyObject *send_now;
+    if (stream) {
+        /* handle.queued and handle.try_write_bytes: plain slots of the
+         * handle's class (StreamHandle). */
+        if (object_slot(handle, "queued", &queued_off) < 0
+                || object_slot(handle, "try_write_bytes", &send_now_off) < 0)
+            return NULL;
+        send_now = *(PyObject **)((char *)handle + send_now_off);
+        if (send_now == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: the handle has no try_write_bytes", type->tp_name);
+            return NULL;
+        }
+        Py_INCREF(send_now);
+    } else {
+        send_now = PyObject_GetAttr(transport, s_send_now);
+        if (send_now == NULL)
+            return NULL;
+    }
+    PyObject *ptr = PyObject_GetAttrString(handle, "_ptr");
+    if (ptr == NULL) {
+        Py_DECREF(send_now);
+        return NULL;
+    }
+    uintptr_t addr = cdata_address(ptr, ptrtype);
+    PyObject *ref = addr == 0 ? NULL : PyWeakref_NewRef(transport, NULL);
+    WriterObject *self = ref == NULL ? NULL : (WriterObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_XDECREF(ref);
+        Py_DECREF(ptr);
+        Py_DECREF(send_now);
+        return NULL;
+    }
+    self->vectorcall = (vectorcallfunc)(stream ? (void *)StreamWrite_vectorcall
+                                               : (void *)DatagramSend_vectorcall);
+    self->transport_ref = ref;
+    self->handle = Py_NewRef(handle);
+    self->ptr = ptr;
+    self->uv = (void *)addr;
+    self->py_method = Py_NewRef(method);
+    self->send_now = send_now;
+    self->queued_off = queued_off;
+    self->send_now_off = send_now_off;
+    return self;
+}
+
+static PyObject *
+StreamWrite_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    return (PyObject *)writer_new(type, args, kwds, UvlStreamPtrType, 1);
+}
+
+static PyObject *
+DatagramSend_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    return (PyObject *)writer_new(type, args, kwds, UvlUdpPtrType, 0);
+}
+
+static PyObject *
+Writer_repr(WriterObject *self)
+{
+    PyObject *t = writer_transport(self);
+    if (t == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
+            return NULL;
+        PyErr_Clear();  /* (the transport died) */
+    }
+    PyObject *r = PyUnicode_FromFormat("<native %s of %R>", Py_TYPE(self)->tp_name,
+                                       t == NULL ? Py_None : t);
+    Py_XDECREF(t);
+    return r;
+}
+
+static PyMemberDef Writer_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(WriterObject, vectorcall), READONLY, NULL},
+    {NULL},
+};
+
+static PyTypeObject StreamWriteType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uvloop_like._core.StreamWrite",
+    .tp_doc = "StreamTransport.write's fast path, bound to one transport (native core).",
+    .tp_basicsize = sizeof(WriterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = StreamWrite_new,
+    .tp_dealloc = (destructor)Writer_dealloc,
+    .tp_traverse = (traverseproc)Writer_traverse,
+    .tp_clear = (inquiry)Writer_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(WriterObject, vectorcall),
+    .tp_repr = (reprfunc)Writer_repr,
+    .tp_members = Writer_members,
+};
+
+static PyTypeObject DatagramSendType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uvloop_like._core.DatagramSend",
+    .tp_doc = "UDPTransport.sendto's fast path, bound to one transport (native core).",
+    .tp_basicsize = sizeof(WriterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = DatagramSend_new,
+    .tp_dealloc = (destructor)Writer_dealloc,
+    .tp_traverse = (traverseproc)Writer_traverse,
+    .tp_clear = (inquiry)Writer_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(WriterObject, vectorcall),
+    .tp_repr = (reprfunc)Writer_repr,
+    .tp_members = Writer_members,
+};
+
+/* The section's module state, and its two types on the module. */
+static int
+write_module_init(PyObject *m)
+{
+#define W_INTERN(var, text) \
+    do { if ((var = PyUnicode_InternFromString(text)) == NULL) return -1; } while (0)
+    W_INTERN(s_send_now, "_send_now");
+    W_INTERN(s_eof, "_eof");
+    W_INTERN(s_empty_waiter, "_empty_waiter");
+    W_INTERN(s_conn_lost, "_conn_lost");
+    W_INTERN(s_handle, "_handle");
+    W_INTERN(s_queue_write, "_queue_write");
+    W_INTERN(s_fatal_error, "_fatal_error");
+    W_INTERN(s_try_write_error, "try_write_error");
+    W_INTERN(s_address, "_address");
+    W_INTERN(s_connected, "_connected");
+    W_INTERN(s_sockaddrs, "_sockaddrs");
+    W_INTERN(s_send_sizes, "_send_sizes");
+    W_INTERN(s_protocol, "_protocol");
+    W_INTERN(s_error_received, "error_received");
+#undef W_INTERN
+    if ((s_fatal_write_msg = PyUnicode_FromString("Fatal write error on socket transport")) == NULL
+            || (Zero = PyLong_FromLong(0)) == NULL
+            || (ConvertError = import_attr("uvloop_like.errors", "convert_error")) == NULL
+            || (UvlStreamPtrType = import_attr("uvloop_like._ffi", "UVL_STREAM_P")) == NULL
+            || (UvlUdpPtrType = import_attr("uvloop_like._ffi", "UDP_P")) == NULL)
+        return -1;
+    PyObject *v = import_attr("uvloop_like._ffi", "lib");
+    PyObject *eagain = v == NULL ? NULL : PyObject_GetAttrString(v, "UV_EAGAIN");
+    PyObject *header = v == NULL ? NULL : PyObject_GetAttrString(v, "UVL_UDP_HEADER");
+    Py_XDECREF(v);
+    UvEagain = eagain == NULL ? 0 : (int)PyLong_AsLong(eagain);
+    SockaddrSize = header == NULL ? 0 : PyLong_AsSsize_t(header);
+    Py_XDECREF(eagain);
+    Py_XDECREF(header);
+    if (PyErr_Occurred())
+        return -1;
+    if (PyType_Ready(&StreamWriteType) < 0 || PyType_Ready(&DatagramSendType) < 0)
+        return -1;
+    Py_INCREF(&StreamWriteType);
+    if (PyModule_AddObject(m, "StreamWrite", (PyObject *)&StreamWriteType) < 0) {
+        Py_DECREF(&StreamWriteType);
+        return -1;
+    }
+    Py_INCREF(&DatagramSendType);
+    if (PyModule_AddObject(m, "DatagramSend", (PyObject *)&DatagramSendType) < 0) {
+        Py_DECREF(&DatagramSendType);
+        return -1;
+    }
+    return 0;
+}
+
 /* --- module ----------------------------------------------------------- */
 
 /* The offset of the writable object slot `name` on `type`. */
@@ -2628,6 +3251,8 @@ PyInit__core(void)
         goto fail;
     }
     if (PyModule_AddIntConstant(m, "API_ABI", CORE_API_ABI) < 0)
+        goto fail;
+    if (write_module_init(m) < 0)
         goto fail;
     Py_DECREF(events);
     Py_DECREF(collections);

@@ -1387,6 +1387,7 @@ static const uvl_core_api_t uvl_core_api_table = {
     UVL_CORE_API_ABI, (int)sizeof(uvl_core_api_t), uvl_run, uvl_wakeup,
     uvl_run_stats, uvl_stats_count_callbacks,
     uvl_core_events, uvl_core_arena, uvl_stream_set_target, uvl_udp_set_target,
+    uvl_try_write, uvl_udp_try_send,
 };
 
 static const void *uvl_core_api(void)

@@ -68,9 +68,14 @@ typedef struct {
      * completion of this stream / UDP socket from now on. */
     void (*stream_set_target)(struct uvl_stream_s *s, void *target);
     void (*udp_set_target)(struct uvl_udp_s *u, void *target);
+    /* The write fast path (_core.c's "write fast path" section): the very
+     * functions the Python core calls (uvl_try_write, uvl_udp_try_send), so
+     * loop.stats()'s bytes_sent counts alike on both cores. */
+    int (*try_write)(struct uvl_stream_s *s, const char *data, size_t len);
+    int (*udp_try_send)(struct uvl_udp_s *u, const char *data, size_t len, const char *addr);
     /* New entries here, at the end. */
 } uvl_core_api_t;
 
-#define UVL_CORE_API_ABI 3
+#define UVL_CORE_API_ABI 4
 
 #endif /* UVL_CORE_API_H */

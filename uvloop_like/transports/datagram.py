@@ -39,7 +39,7 @@ from asyncio import events as _events
 from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
-from .. import _compat
+from .. import _compat, _coresel
 from .._futures import set_result_unless_cancelled
 from ..handles.errors import convert_error
 from ..handles.udp import NO_ADDRESS, UV_EAGAIN, UV_ECANCELED, UDPHandle, address, sockaddr
@@ -182,6 +182,9 @@ class UDPTransport(HandleReading, _DatagramTransportBase):
         self._addresses = {}                   # sender sockaddr (bytes) -> address tuple
         self._sockaddrs = {}                   # address tuple -> sockaddr (bytes), for sendto
         handle.set_callbacks(on_recv=self._on_recv, on_send=self._on_send)
+        if getattr(loop, "_native", None) is not None and type(self).sendto is UDPTransport.sendto:
+            # The native core's send fast path (_core.c), bound as StreamTransport's write.
+            self.sendto = _coresel._native.DatagramSend(self, handle, UDPTransport.sendto)
         self._start(self._start_reading, waiter)
 
     def _release(self):

@@ -19,7 +19,7 @@ from asyncio import protocols as _protocols
 from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 
-from .. import _compat
+from .. import _compat, _coresel
 from .._futures import set_result_unless_cancelled
 from ..handles.errors import convert_error
 from ..handles.stream import UV_ECANCELED, StreamHandle
@@ -73,6 +73,10 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         self._empty_waiter = None              # future waited on by sendfile, or None
         self._sendfile_active = None           # the native sendfile writing to our fd, or None
         handle.set_owner(self)                 # strongly only while reading/writing (rule 12)
+        if getattr(loop, "_native", None) is not None and type(self).write is StreamTransport.write:
+            # The native core's write fast path (_core.c), bound on the instance as the
+            # loop binds Core's call_soon; anything it does not do, it hands to write().
+            self.write = _coresel._native.StreamWrite(self, handle, StreamTransport.write)
         self.set_protocol(protocol)
         loop._transports[self._fd] = self
         if server is not None:
