@@ -2892,7 +2892,15 @@ writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds, PyObject *ptrtype
         Py_DECREF(send_now);
         return NULL;
     }
-    uintptr_t addr = cdata_address(ptr, ptrtype);
+    /* handle._ptr must be the cdata type the table's function takes. */
+    PyObject *t = PyObject_CallMethod(Ffi, "typeof", "O", ptr);
+    int same = t == ptrtype;
+    Py_XDECREF(t);
+    if (!same && t != NULL)
+        PyErr_Format(PyExc_TypeError, "%s: the handle is not of the right kind", type->tp_name);
+    uintptr_t addr = same ? cdata_to_uintptr(ptr) : 0;
+    if (same && addr == 0 && !PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "%s: the handle has a null pointer", type->tp_name);
     PyObject *ref = addr == 0 ? NULL : PyWeakref_NewRef(transport, NULL);
     WriterObject *self = ref == NULL ? NULL : (WriterObject *)type->tp_alloc(type, 0);
     if (self == NULL) {

@@ -182,9 +182,9 @@ class UDPTransport(HandleReading, _DatagramTransportBase):
         self._addresses = {}                   # sender sockaddr (bytes) -> address tuple
         self._sockaddrs = {}                   # address tuple -> sockaddr (bytes), for sendto
         handle.set_callbacks(on_recv=self._on_recv, on_send=self._on_send)
-        if getattr(loop, "_native", None) is not None and type(self).sendto is UDPTransport.sendto:
+        if getattr(loop, "_native", None) is not None and type(self).sendto is __class__.sendto:
             # The native core's send fast path (_core.c), bound as StreamTransport's write.
-            self.sendto = _coresel._native.DatagramSend(self, handle, UDPTransport.sendto)
+            self.sendto = _coresel._native.DatagramSend(self, handle, __class__.sendto)
         self._start(self._start_reading, waiter)
 
     def _release(self):

@@ -73,10 +73,11 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         self._empty_waiter = None              # future waited on by sendfile, or None
         self._sendfile_active = None           # the native sendfile writing to our fd, or None
         handle.set_owner(self)                 # strongly only while reading/writing (rule 12)
-        if getattr(loop, "_native", None) is not None and type(self).write is StreamTransport.write:
+        if getattr(loop, "_native", None) is not None and type(self).write is __class__.write:
             # The native core's write fast path (_core.c), bound on the instance as the
-            # loop binds Core's call_soon; anything it does not do, it hands to write().
-            self.write = _coresel._native.StreamWrite(self, handle, StreamTransport.write)
+            # loop binds Core's call_soon, unless a subclass overrides write(); anything
+            # it does not do itself, it hands to this class's write().
+            self.write = _coresel._native.StreamWrite(self, handle, __class__.write)
         self.set_protocol(protocol)
         loop._transports[self._fd] = self
         if server is not None:
