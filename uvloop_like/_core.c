@@ -2436,11 +2436,11 @@ static PyObject *import_attr(const char *module, const char *name);
  * the address it writes to cannot outlive them.  Called after the transport
  * died (the object kept elsewhere), it raises RuntimeError. */
 
-static PyObject *s_send_now, *s_eof, *s_empty_waiter, *s_conn_lost, *s_handle, *s_queue_write, *s_fatal_error,
-    *s_try_write_error, *s_fatal_write_msg, *s_address, *s_connected, *s_sockaddrs,
-    *s_send_sizes, *s_protocol, *s_error_received;
-static PyObject *Zero;                 /* the int 0 (a small int: one object) */
-static PyObject *ConvertError;         /* uvloop_like.errors.convert_error */
+static PyObject *w_send_now, *w_eof, *w_empty_waiter, *w_conn_lost, *w_handle, *w_queue_write, *w_fatal_error,
+    *w_try_write_error, *w_fatal_write_msg, *w_address, *w_connected, *w_sockaddrs,
+    *w_send_sizes, *w_protocol, *w_error_received;
+static PyObject *WZero;                 /* the int 0 (a small int: one object) */
+static PyObject *ConvertError;         /* uvloop_like.handles.errors.convert_error */
 static PyObject *UvlStreamPtrType;     /* ffi.typeof("uvl_stream_t *") */
 static PyObject *UvlUdpPtrType;        /* ffi.typeof("uvl_udp_t *") */
 static int UvEagain;                   /* lib.UV_EAGAIN */
@@ -2642,7 +2642,7 @@ queue_rest(PyObject *transport, PyObject *data, Py_ssize_t k, Py_ssize_t len)
     size = PyLong_FromSsize_t(len - k);
     if (size == NULL)
         goto done;
-    res = PyObject_CallMethodObjArgs(transport, s_queue_write, pieces, size, NULL);
+    res = PyObject_CallMethodObjArgs(transport, w_queue_write, pieces, size, NULL);
     if (res != NULL) {
         Py_DECREF(res);
         res = Py_NewRef(Py_None);
@@ -2669,13 +2669,13 @@ StreamWrite_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf,
     PyObject *data = args[0];
     /* StreamTransport.write's checks, in its order, each a field test. */
     PyObject *dict = instance_dict(transport);
-    if (dict == NULL || !dict_is(dict, s_eof, Py_False) || !dict_is(dict, s_empty_waiter, Py_None))
+    if (dict == NULL || !dict_is(dict, w_eof, Py_False) || !dict_is(dict, w_empty_waiter, Py_None))
         goto python;
     if (len == 0) {  /* `if not data: return` */
         Py_DECREF(transport);
         Py_RETURN_NONE;
     }
-    if (!dict_is(dict, s_conn_lost, Zero) || !dict_is(dict, s_handle, self->handle))
+    if (!dict_is(dict, w_conn_lost, WZero) || !dict_is(dict, w_handle, self->handle))
         goto python;
     PyObject *queued = *(PyObject **)((char *)self->handle + self->queued_off);
     if (queued == NULL || !PyAnySet_CheckExact(queued) || PySet_GET_SIZE(queued) != 0)
@@ -2696,10 +2696,10 @@ StreamWrite_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf,
             /* `n = handle.try_write_error(n)` in the Python method's try. */
             PyObject *status = PyLong_FromLong(n);
             PyObject *r = status == NULL ? NULL
-                : PyObject_CallMethodObjArgs(self->handle, s_try_write_error, status, NULL);
+                : PyObject_CallMethodObjArgs(self->handle, w_try_write_error, status, NULL);
             Py_XDECREF(status);
             if (r == NULL) {
-                res = handle_exception(transport, s_fatal_error, s_fatal_write_msg) < 0 ? NULL
+                res = handle_exception(transport, w_fatal_error, w_fatal_write_msg) < 0 ? NULL
                     : Py_NewRef(Py_None);
                 Py_DECREF(transport);
                 return res;
@@ -2752,7 +2752,7 @@ DatagramSend_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf
     PyObject *dict = instance_dict(transport);
     if (dict == NULL)
         goto python;
-    PyObject *address = PyDict_GetItemWithError(dict, s_address);
+    PyObject *address = PyDict_GetItemWithError(dict, w_address);
     if (address == NULL)
         goto python;
     if (address != Py_None) {
@@ -2762,13 +2762,13 @@ DatagramSend_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf
             goto python;
         addr = address;
     }
-    if (!dict_is(dict, s_conn_lost, Zero) || !dict_is(dict, s_handle, self->handle)
-            || !dict_is(dict, s_send_now, self->send_now))
+    if (!dict_is(dict, w_conn_lost, WZero) || !dict_is(dict, w_handle, self->handle)
+            || !dict_is(dict, w_send_now, self->send_now))
         goto python;
-    PyObject *connected = PyDict_GetItemWithError(dict, s_connected);
+    PyObject *connected = PyDict_GetItemWithError(dict, w_connected);
     const char *sa = NULL;
     if (connected == Py_False) {
-        PyObject *sockaddrs = PyDict_GetItemWithError(dict, s_sockaddrs);
+        PyObject *sockaddrs = PyDict_GetItemWithError(dict, w_sockaddrs);
         if (sockaddrs == NULL || !PyDict_CheckExact(sockaddrs))
             goto python;
         /* (Looked up again by the Python path if missing: a dict look-up
@@ -2784,7 +2784,7 @@ DatagramSend_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf
     } else if (connected != Py_True) {
         goto python;
     }
-    PyObject *sizes = PyDict_GetItemWithError(dict, s_send_sizes);
+    PyObject *sizes = PyDict_GetItemWithError(dict, w_send_sizes);
     if (sizes == NULL || (PyObject *)Py_TYPE(sizes) != DequeType || PyObject_Size(sizes) != 0)
         goto python;  /* (queued sends first: the Python method queues behind them) */
     if (self->uv == NULL)
@@ -2800,10 +2800,10 @@ DatagramSend_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf
         goto python;  /* (nothing sent, no error consumed: the Python method queues it) */
     /* `self._protocol.error_received(convert_error(n))` */
     res = NULL;
-    PyObject *protocol = PyDict_GetItemWithError(dict, s_protocol);
+    PyObject *protocol = PyDict_GetItemWithError(dict, w_protocol);
     if (protocol == NULL) {
         if (!PyErr_Occurred())
-            PyErr_SetObject(PyExc_AttributeError, s_protocol);
+            PyErr_SetObject(PyExc_AttributeError, w_protocol);
         Py_DECREF(transport);
         return NULL;
     }
@@ -2812,7 +2812,7 @@ DatagramSend_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf
     PyObject *exc = status == NULL ? NULL : PyObject_CallOneArg(ConvertError, status);
     Py_XDECREF(status);
     if (exc != NULL) {
-        res = PyObject_CallMethodOneArg(protocol, s_error_received, exc);
+        res = PyObject_CallMethodOneArg(protocol, w_error_received, exc);
         Py_DECREF(exc);
         if (res != NULL) {
             Py_DECREF(res);
@@ -2883,7 +2883,7 @@ writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds, PyObject *ptrtype
         }
         Py_INCREF(send_now);
     } else {
-        send_now = PyObject_GetAttr(transport, s_send_now);
+        send_now = PyObject_GetAttr(transport, w_send_now);
         if (send_now == NULL)
             return NULL;
     }
@@ -2992,24 +2992,24 @@ write_module_init(PyObject *m)
 {
 #define W_INTERN(var, text) \
     do { if ((var = PyUnicode_InternFromString(text)) == NULL) return -1; } while (0)
-    W_INTERN(s_send_now, "_send_now");
-    W_INTERN(s_eof, "_eof");
-    W_INTERN(s_empty_waiter, "_empty_waiter");
-    W_INTERN(s_conn_lost, "_conn_lost");
-    W_INTERN(s_handle, "_handle");
-    W_INTERN(s_queue_write, "_queue_write");
-    W_INTERN(s_fatal_error, "_fatal_error");
-    W_INTERN(s_try_write_error, "try_write_error");
-    W_INTERN(s_address, "_address");
-    W_INTERN(s_connected, "_connected");
-    W_INTERN(s_sockaddrs, "_sockaddrs");
-    W_INTERN(s_send_sizes, "_send_sizes");
-    W_INTERN(s_protocol, "_protocol");
-    W_INTERN(s_error_received, "error_received");
+    W_INTERN(w_send_now, "_send_now");
+    W_INTERN(w_eof, "_eof");
+    W_INTERN(w_empty_waiter, "_empty_waiter");
+    W_INTERN(w_conn_lost, "_conn_lost");
+    W_INTERN(w_handle, "_handle");
+    W_INTERN(w_queue_write, "_queue_write");
+    W_INTERN(w_fatal_error, "_fatal_error");
+    W_INTERN(w_try_write_error, "try_write_error");
+    W_INTERN(w_address, "_address");
+    W_INTERN(w_connected, "_connected");
+    W_INTERN(w_sockaddrs, "_sockaddrs");
+    W_INTERN(w_send_sizes, "_send_sizes");
+    W_INTERN(w_protocol, "_protocol");
+    W_INTERN(w_error_received, "error_received");
 #undef W_INTERN
-    if ((s_fatal_write_msg = PyUnicode_FromString("Fatal write error on socket transport")) == NULL
-            || (Zero = PyLong_FromLong(0)) == NULL
-            || (ConvertError = import_attr("uvloop_like.errors", "convert_error")) == NULL
+    if ((w_fatal_write_msg = PyUnicode_FromString("Fatal write error on socket transport")) == NULL
+            || (WZero = PyLong_FromLong(0)) == NULL
+            || (ConvertError = import_attr("uvloop_like.handles.errors", "convert_error")) == NULL
             || (UvlStreamPtrType = import_attr("uvloop_like._ffi", "UVL_STREAM_P")) == NULL
             || (UvlUdpPtrType = import_attr("uvloop_like._ffi", "UDP_P")) == NULL)
         return -1;
