@@ -16,7 +16,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.uvloop_like-installed
 BENCH_STAMP := $(VENV)/.uvloop_like-bench
-SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py uvloop_like/_core.c
+SOURCES := pyproject.toml setup.py build_ffi.py uvloop_like/_native/uvl.c vendor/fetch_libuv.py uvloop_like/_core.c uvloop_like/_native/uvl_core_api.h
 PYTEST_FLAGS ?= -q
 HYPOTHESIS := 'hypothesis>=6.100,<7'
 # The frameworks of docs/recipes.md (tests/test_recipes.py; anyio is above); granian's wheels: CPython.

@@ -59,6 +59,7 @@ required = {
     "pyproject.toml", "setup.py", "build_ffi.py", "README.md", "MANIFEST.in", "LICENSE", "PKG-INFO",
     "vendor/libuv/LICENSE-extra", "uvloop_like/py.typed", "uvloop_like/loop.pyi", "uvloop_like/_uv.pyi",
     "vendor/fetch_libuv.py", "uvloop_like/_native/uvl.c", "uvloop_like/_core.c",
+    "uvloop_like/_native/uvl_core_api.h",
     "vendor/libuv/LICENSE", "vendor/libuv/include/uv.h", "vendor/libuv/include/uv/version.h",
     "vendor/libuv/src/unix/core.c", "vendor/libuv/src/unix/linux.c", "vendor/libuv/src/uv-common.c",
 }
