@@ -1448,6 +1448,37 @@ def test_class_patched_after_the_loop_was_made(loop, monkeypatch):
     assert loop.run_until_complete(t) == 1
 
 
+@pytest.mark.parametrize("kind", ["staticmethod", "classmethod", "callable", "deleted"])
+def test_class_patched_with_other_attribute_kinds(loop, monkeypatch, kind):
+    # Whatever the class now has is reached as attribute access reaches it:
+    # bound when it is a descriptor, called as it is when not, and the
+    # AttributeError when it is gone.
+    cls = type(loop)
+    seen = []
+
+    class Callable:
+        def __call__(self, *args):
+            seen.append(args)
+            return "made"
+
+    def plain(*args):
+        seen.append(args)
+        return "made"
+
+    if kind == "deleted":
+        for klass in cls.__mro__:
+            if "create_future" in vars(klass):
+                monkeypatch.delattr(klass, "create_future")
+        with pytest.raises(AttributeError):
+            loop.create_future()
+        return
+    attr = {"staticmethod": staticmethod(plain), "classmethod": classmethod(plain),
+            "callable": Callable()}[kind]
+    monkeypatch.setattr(cls, "create_future", attr)
+    assert loop.create_future() == "made"
+    assert seen == [(cls,)] if kind == "classmethod" else seen == [()]
+
+
 def test_instance_replaced_create_task(loop):
     seen = []
     orig = loop.create_task

@@ -1023,12 +1023,10 @@ kwname_is(PyObject *kwname, PyObject *interned)
     return PyUnicode_Check(kwname) && PyUnicode_Compare(kwname, interned) == 0;
 }
 
-/* The method `name` of the loop's class, called with (loop, *args, **kw):
- * the Python core's create_task/create_future, or whatever a patched class
- * now has.  With the core closed, the loop comes from the weak reference. */
+/* The loop, a new reference: self->loop, or after close() the weak
+ * reference's; NULL with RuntimeError when there is none. */
 static PyObject *
-call_class_method(CoreObject *self, PyObject *name, PyObject *const *args, Py_ssize_t nargs,
-                  PyObject *kwnames)
+strong_loop(CoreObject *self)
 {
     PyObject *loop = Py_XNewRef(self->loop);
     if (loop == NULL && self->loop_ref == NULL) {
@@ -1044,50 +1042,36 @@ call_class_method(CoreObject *self, PyObject *name, PyObject *const *args, Py_ss
         loop = loop == Py_None ? NULL : Py_XNewRef(loop);
 #endif
     }
-    if (loop == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    if (loop == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return loop;
+}
+
+/* The method `name` of the loop's class, called with (loop, *args, **kw):
+ * the Python core's create_task/create_future, or whatever a patched class
+ * now has.  Looked up on the class, bound as attribute access binds it
+ * (the instance dict holds this core's own method). */
+static PyObject *
+call_class_method(CoreObject *self, PyObject *name, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    PyObject *loop = strong_loop(self);
+    if (loop == NULL)
         return NULL;
-    }
     PyObject *res = NULL;
-    PyObject *attr = _PyType_Lookup(Py_TYPE(loop), name);  /* borrowed */
+    PyObject *attr = Py_XNewRef(_PyType_Lookup(Py_TYPE(loop), name));
     if (attr == NULL) {
         PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
                      Py_TYPE(loop)->tp_name, name);
-        goto done;
-    }
-    Py_INCREF(attr);
-    descrgetfunc get = Py_TYPE(attr)->tp_descr_get;
-    if (PyFunction_Check(attr)) {
-        /* fn(loop, *args, **kw) without a bound method. */
-        PyObject *small[8];
-        Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-        PyObject **stack = small;
-        if (nargs + nkw + 1 > 8) {
-            stack = PyMem_Malloc((nargs + nkw + 1) * sizeof(PyObject *));
-            if (stack == NULL) {
-                PyErr_NoMemory();
-                Py_DECREF(attr);
-                goto done;
-            }
-        }
-        stack[0] = loop;
-        for (Py_ssize_t i = 0; i < nargs + nkw; i++)
-            stack[i + 1] = args[i];
-        res = PyObject_Vectorcall(attr, stack, nargs + 1, kwnames);
-        if (stack != small)
-            PyMem_Free(stack);
-    } else if (get != NULL) {
-        PyObject *bound = get(attr, loop, (PyObject *)Py_TYPE(loop));
-        if (bound != NULL) {
-            res = PyObject_Vectorcall(bound, args, nargs, kwnames);
-            Py_DECREF(bound);
-        }
     } else {
-        res = PyObject_Vectorcall(attr, args, nargs, kwnames);
+        descrgetfunc get = Py_TYPE(attr)->tp_descr_get;
+        PyObject *fn = get ? get(attr, loop, (PyObject *)Py_TYPE(loop)) : Py_NewRef(attr);
+        if (fn != NULL) {
+            res = PyObject_Vectorcall(fn, args, nargs, kwnames);
+            Py_DECREF(fn);
+        }
+        Py_DECREF(attr);
     }
-    Py_DECREF(attr);
-done:
     Py_DECREF(loop);
     return res;
 }

@@ -73,7 +73,8 @@ def attach(loop, base):
         loop, base.time, base.call_soon, base.call_soon_threadsafe, base.call_later, base.call_at,
         base.create_task, base.create_future)
     for name, needs in _REPLACED.items():
-        if all(getattr(cls, n) is getattr(base, n) for n in needs):
+        # (Loop itself overrides nothing: no per-name check for it.)
+        if cls is base or all(getattr(cls, n) is getattr(base, n) for n in needs):
             setattr(loop, name, getattr(native, name))
     return native
 

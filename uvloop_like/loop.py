@@ -72,6 +72,9 @@ _MAX_WAIT_MS = 24 * 3600 * 1000
 # Rebuild the timer heap when more than this many (and more than half) of its
 # entries are cancelled.
 _MIN_CANCELLED_TIMERS = 100
+# loop.time()'s resolution (time.monotonic), read once: it is fixed for the
+# process, and each loop would otherwise pay a system call for it.
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 _DEBUG_STACK_DEPTH = 10
 
 
@@ -153,7 +156,7 @@ class Loop(StreamConnectMixin, ServerMixin, SocketOpsMixin, DatagramMixin, PipeM
         self._scheduled = []                   # heap of TimerHandles, by _when
         self._timer_cancelled_count = 0        # cancelled TimerHandles still in the heap
         self._thread_id = None                 # thread running run_forever, or None
-        self._clock_resolution = time.get_clock_info("monotonic").resolution
+        self._clock_resolution = _CLOCK_RESOLUTION
         self._exception_handler = None
         self._slow_callback_hook = None        # set_slow_callback_hook(): hook(handle, seconds); the native core reads this name
         self._slow_hook_threshold = 0.1
