@@ -8,9 +8,10 @@
  * hands the whole run loop to Core.run.  Everything else -- the ready deque,
  * the timer heap (a list kept in heapq order), the cancelled-timer count,
  * stop(), debug mode, the exception handler -- is the Python core's own
- * state in the loop's __dict__, read here at the points the Python core
- * reads it, so both cores can run the same loop and Python code that looks
- * at loop._ready or loop._scheduled sees what it always saw.
+ * state on the loop (the hot part in Loop.__slots__: see loop_attr), read
+ * here at the points the Python core reads it, so both cores can run the
+ * same loop and Python code that looks at loop._ready or loop._scheduled
+ * sees what it always saw.
  *
  * Handles are real asyncio.Handle / asyncio.TimerHandle objects: allocated
  * as their class's __new__ would and their slots set as __init__ sets them
