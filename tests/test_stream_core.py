@@ -233,6 +233,71 @@ def test_writelines_non_contiguous_memoryview_raises_at_the_call(loop, request):
     run(loop, main())
 
 
+# --- write() of buffers: every kind and size sends its bytes --------------------------
+
+
+def test_write_of_buffers_sends_their_bytes_in_order(loop):
+    """bytes, bytearray, a view of a bytearray, a view of bytes and a view of
+    wider items (uvloop_like hands bytes to C as they are and the others as
+    an export of their memory), of sizes around a page and beyond, arrive
+    intact and in order."""
+    sizes = (1, 4095, 4096, 4097, 30000)
+
+    def pieces():
+        out = []
+        for size in sizes:
+            raw = os.urandom(size)
+            out += [raw, bytearray(raw), memoryview(bytearray(raw)), memoryview(raw)[:size],
+                    memoryview(bytearray(b"\x00" + raw))[1:]]
+        wide = os.urandom(4096)
+        out.append(memoryview(bytearray(wide)).cast("I"))
+        return out
+
+    async def main():
+        a, b = socket.socketpair()
+        rec = Recorder(loop)
+        tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
+        sink = Recorder(loop)
+        peer, _ = await loop.create_unix_connection(lambda: sink, sock=b)
+        expected = bytearray()
+        for data in pieces():
+            tr.write(data)
+            expected += memoryview(data).cast("B")
+        await sink.wait_for_bytes(len(expected))
+        assert bytes(sink.data) == bytes(expected)
+        assert not tr.is_closing()
+        tr.close()
+        peer.close()
+        await rec.lost
+        await sink.lost
+    run(loop, main())
+
+
+def test_write_non_contiguous_memoryview_is_a_fatal_write_error(loop, exc_handler, request):
+    """As stdlib's send(): write() returns, the exception handler gets the
+    BufferError, the transport closes, nothing is sent."""
+    if not is_uvloop_like(loop) and sys.implementation.name == "pypy":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="PyPy 3.9's socket.send copies a non-contiguous memoryview "
+                                "and sends its bytes"))
+
+    async def main():
+        a, b = socket.socketpair()
+        rec = Recorder(loop)
+        tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
+        sink = Recorder(loop)
+        peer, _ = await loop.create_unix_connection(lambda: sink, sock=b)
+        assert tr.write(memoryview(b"abcdefgh")[::2]) is None
+        assert isinstance(await rec.lost, BufferError)
+        await sink.eof
+        assert bytes(sink.data) == b""
+        assert [type(c.get("exception")) for c in exc_handler.calls] == [BufferError]
+        assert exc_handler.calls[0]["message"] == "Fatal write error on socket transport"
+        peer.close()
+        await sink.lost
+    run(loop, main())
+
+
 # --- A2: loop.close() drains write completions without raising -----------------------
 
 

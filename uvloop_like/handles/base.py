@@ -17,7 +17,20 @@ closed (close callback seen).
 """
 from __future__ import annotations
 
+import types
+
 from .._ffi import HANDLE_P, ffi, lib
+
+
+def bind_first(cfunc, first):
+    """``cfunc`` with its first argument bound: ``bind_first(f, p)(x, y)``
+    is ``f(p, x, y)``, for the calls made per read, write or iteration.  A
+    bound method object, not a functools.partial: a cffi function takes
+    its arguments as a tuple, and a partial of one builds two tuples per
+    call (its own, then the concatenation) and goes through its slow call
+    path; the bound method passes the arguments on as they are, one tuple
+    in all."""
+    return types.MethodType(cfunc, first)
 
 
 def check_open(loop):

@@ -10,9 +10,9 @@ libuv callback the core uses records a completion in ``uvl_loop_t.events``;
 from __future__ import annotations
 
 import collections
-import functools
 
 from .._ffi import LOOP_P, UVL_LOOP_P, ffi, lib
+from .base import bind_first
 from .errors import convert_error
 
 EV_POLL = lib.UVL_EV_POLL
@@ -58,11 +58,11 @@ class LoopCore:
         # run(timeout_ms): one libuv iteration; polls for I/O at most
         # timeout_ms (-1: no limit, 0: don't block) and returns how many
         # completions it recorded (-1: some were lost for lack of memory).
-        # A partial of the C function: this is the per-iteration hot path.
+        # The C function bound to our loop: this is the per-iteration hot path.
         # run(arg) also keeps loop.stats()'s scheduler counters; arg carries
         # the timeout and the number of handles the previous iteration ran
         # (see run_arg; a plain count ran >= 0 means "don't wait").
-        self.run = functools.partial(lib.uvl_run_counted, self.ptr)
+        self.run = bind_first(lib.uvl_run_counted, self.ptr)
         self.pending = collections.deque()
         self.closed = False
         # The reads of the last run, by offset (see collect).

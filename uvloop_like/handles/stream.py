@@ -15,7 +15,7 @@ import functools
 import weakref
 
 from .._ffi import BUF_ARRAY, CHAR_ARRAY, SHUTDOWN_P, UVL_STREAM_P, WRITE_P, ffi, lib
-from .base import UVHandle
+from .base import UVHandle, bind_first
 from .errors import convert_error
 
 ARENA_SIZE = lib.UVL_ARENA_SIZE
@@ -40,6 +40,12 @@ _from_buffer = ffi.from_buffer
 _release = ffi.release
 _uvl_try_write = lib.uvl_try_write
 _uvl_write = lib.uvl_write
+
+
+# export_buffer(obj): a ``char[]`` over a bytes-like object's memory, which
+# try_write_bytes also takes (the write fast path for a bytearray or a view:
+# no Python frame; the export lasts as long as the cdata, i.e. the call).
+export_buffer = bind_first(_from_buffer, CHAR_ARRAY)
 
 
 def _fill_bufs(pieces):
@@ -127,7 +133,7 @@ class StreamHandle(UVHandle):
             raise convert_error(status)
         # try_write() of a bytes object, straight to C (no Python frame: the
         # write fast path); a negative status goes to try_write_error().
-        self.try_write_bytes = functools.partial(_uvl_try_write, self._ptr)
+        self.try_write_bytes = bind_first(_uvl_try_write, self._ptr)
         # repost(): post the kept buffer again, when get_buffer() returned
         # the same object (see post_buffer; None while nothing is kept).
         self.repost = None

@@ -16,11 +16,10 @@ datagram the kernel did not take now goes to ``send``, whose completions
 """
 from __future__ import annotations
 
-import functools
 import socket
 
 from .._ffi import CHAR_ARRAY, INT_P, UDP_P, UDP_SEND_P, UINT_P, ffi, lib
-from .base import UVHandle
+from .base import UVHandle, bind_first
 from .errors import convert_error
 
 UV_EAGAIN = lib.UV_EAGAIN
@@ -94,7 +93,7 @@ class UDPHandle(UVHandle):
         # datagram now if the kernel takes it; its size, UV_EAGAIN (then
         # ``send`` it) or another libuv error.  The C function itself (bytes
         # go straight to its ``const char *``): this is the per-datagram path.
-        self.send_now = functools.partial(lib.uvl_udp_try_send, self._ptr)
+        self.send_now = bind_first(lib.uvl_udp_try_send, self._ptr)
 
     def set_callbacks(self, on_recv=None, on_send=None):
         if on_recv is not None:

@@ -22,7 +22,7 @@ from asyncio import trsock as _trsock
 from .. import _compat, _coresel
 from .._futures import set_result_unless_cancelled
 from ..handles.errors import convert_error
-from ..handles.stream import UV_ECANCELED, StreamHandle
+from ..handles.stream import UV_ECANCELED, StreamHandle, export_buffer
 from .base import (
     FAILED,
     DescriptorSocket,
@@ -167,15 +167,15 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
         handle = self._handle
         if not handle.queued:
             try:
-                if kind is bytes:
-                    # (through a local: a method-call form on a slot holding
-                    # a partial stays unspecialised and costs a type lookup)
-                    try_write = handle.try_write_bytes
-                    n = try_write(data, len(data))
-                    if n < 0:
-                        n = handle.try_write_error(n)
-                else:
-                    n = handle.try_write(data)
+                # (through a local: a method-call form on a slot holding a
+                # bound C function stays unspecialised and costs a type lookup)
+                try_write = handle.try_write_bytes
+                # bytes go to C as they are; a bytearray or view as an export
+                # of its memory (a view that is not contiguous raises
+                # BufferError here: a fatal write error, as stdlib's send()).
+                n = try_write(data if kind is bytes else export_buffer(data), len(data))
+                if n < 0:
+                    n = handle.try_write_error(n)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
