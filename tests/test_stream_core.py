@@ -203,6 +203,17 @@ def test_stream_data_received_error_closes_through_fatal_error(loop, exc_handler
 # --- A10: writelines of a non-contiguous memoryview --------------------------------
 
 
+async def _unix_pair(loop):
+    """Two connected unix stream transports over a socketpair: (transport,
+    its Recorder, the peer transport, the peer's Recorder)."""
+    a, b = socket.socketpair()
+    rec = Recorder(loop)
+    tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
+    sink = Recorder(loop)
+    peer, _ = await loop.create_unix_connection(lambda: sink, sock=b)
+    return tr, rec, peer, sink
+
+
 def test_writelines_non_contiguous_memoryview_raises_at_the_call(loop, request):
     if not is_uvloop_like(loop) and sys.version_info >= (3, 12):
         pytest.skip("stdlib 3.12+ writelines queues memoryviews and fails later (fatal error)")
@@ -212,11 +223,7 @@ def test_writelines_non_contiguous_memoryview_raises_at_the_call(loop, request):
                                 "memoryview and sends its bytes, raising nothing"))
 
     async def main():
-        a, b = socket.socketpair()
-        rec = Recorder(loop)
-        tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
-        sink = Recorder(loop)
-        peer, _ = await loop.create_unix_connection(lambda: sink, sock=b)
+        tr, rec, peer, sink = await _unix_pair(loop)
         bad = memoryview(b"abcdefgh")[::2]
         with pytest.raises(TypeError, match="expected a bytes-like object"):
             tr.writelines([b"x", bad])
@@ -254,11 +261,7 @@ def test_write_of_buffers_sends_their_bytes_in_order(loop):
         return out
 
     async def main():
-        a, b = socket.socketpair()
-        rec = Recorder(loop)
-        tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
-        sink = Recorder(loop)
-        peer, _ = await loop.create_unix_connection(lambda: sink, sock=b)
+        tr, rec, peer, sink = await _unix_pair(loop)
         expected = bytearray()
         for data in pieces():
             tr.write(data)
@@ -282,11 +285,7 @@ def test_write_non_contiguous_memoryview_is_a_fatal_write_error(loop, exc_handle
                                 "and sends its bytes"))
 
     async def main():
-        a, b = socket.socketpair()
-        rec = Recorder(loop)
-        tr, _ = await loop.create_unix_connection(lambda: rec, sock=a)
-        sink = Recorder(loop)
-        peer, _ = await loop.create_unix_connection(lambda: sink, sock=b)
+        tr, rec, peer, sink = await _unix_pair(loop)
         assert tr.write(memoryview(b"abcdefgh")[::2]) is None
         assert isinstance(await rec.lost, BufferError)
         await sink.eof
