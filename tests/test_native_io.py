@@ -666,3 +666,101 @@ def test_slow_callback_hook_reports_a_slow_data_received():
         assert any(what is proto.transport and seconds >= 0.01 for what, seconds in reports), reports
     finally:
         loop.close()
+
+
+
+class _PausedProperty:
+    """``_paused`` as a property whose answer is in the instance dict
+    ("paused_value"); setting it sets both that and StreamTransport's slot,
+    so the two disagree only when a test makes them (the slot says False
+    while the property says True): a read then taken by the slot would be
+    delivered, one taken by the property is held."""
+
+    def __init__(self):
+        from uvloop_like.transports.stream import StreamTransport
+        self.slot = StreamTransport.__dict__["_paused"]
+        self.reads = 0
+
+    def make(self):
+        def get(tr):
+            self.reads += 1
+            return tr.__dict__["paused_value"]
+
+        def set_(tr, value):
+            tr.__dict__["paused_value"] = value
+            self.slot.__set__(tr, value)
+        return property(get, set_)
+
+
+def _held_by_the_property(loop, monkeypatch, cls, paused, install=None):
+    """A uvloop_like server connection whose transport is of class ``cls``:
+    "ping" delivered and echoed (through transport.write); ``install(tr)``;
+    then the property ``paused`` says paused while the slot says not:
+    "pong" must be held (the read path asked the property), and arrives
+    after resume_reading()."""
+    from uvloop_like.transports import stream as stream_mod
+    monkeypatch.setattr(stream_mod, "StreamTransport", cls)
+    server, clients, protos = _server_with_clients(
+        loop, 1, lambda reg: _Recorder(reg, on_data=lambda p, data: p.transport.write(data)))
+    try:
+        proto = protos[0]
+        tr = proto.transport
+        assert type(tr) is cls
+        clients[0].sendall(b"ping")
+        _run_until(loop, lambda: proto.chunks)
+        assert clients[0].recv(16) == b"ping"
+        if install is not None:
+            install(tr)
+        tr.__dict__["paused_value"] = True  # (the slot still says False)
+        reads = paused.reads
+        clients[0].sendall(b"pong")
+        _run_until(loop, lambda: tr._held)
+        assert proto.chunks == [b"ping"] and paused.reads > reads
+        tr._paused = True   # (both)
+        tr.resume_reading()
+        _run_until(loop, lambda: len(proto.chunks) == 2)
+        assert proto.chunks == [b"ping", b"pong"] and clients[0].recv(16) == b"pong"
+        assert not proto.lost
+    finally:
+        _close_all(loop, server, clients)
+    _run_until(loop, lambda: proto.lost)
+
+
+def test_transport_subclass_with_a_property_for_a_hot_attribute(monkeypatch):
+    # uvloop_like's own internals (both cores): the native core reads the
+    # transport's hot state (StreamTransport.__slots__) at the slots'
+    # offsets only while the class resolves each name to its slot; a
+    # subclass redefining one as a property is read through the property
+    # (reads and writes), as on the Python core.
+    from uvloop_like.transports.stream import StreamTransport
+    paused = _PausedProperty()
+
+    class Watched(StreamTransport):
+        _paused = paused.make()
+
+    loop = uvloop_like.new_event_loop()
+    try:
+        _held_by_the_property(loop, monkeypatch, Watched, paused)
+    finally:
+        loop.close()
+
+
+def test_transport_class_changed_after_its_first_reads(monkeypatch):
+    # The native core's verdict on a class is dropped when the class is
+    # modified (CPython's version tag): a property set on the class after
+    # the first read is the one the next read asks.
+    from uvloop_like.transports.stream import StreamTransport
+    paused = _PausedProperty()
+
+    class Plain(StreamTransport):
+        pass
+
+    def install(tr):
+        tr.__dict__["paused_value"] = tr._paused
+        Plain._paused = paused.make()
+
+    loop = uvloop_like.new_event_loop()
+    try:
+        _held_by_the_property(loop, monkeypatch, Plain, paused, install)
+    finally:
+        loop.close()

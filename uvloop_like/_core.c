@@ -1515,6 +1515,112 @@ peek_attr(PyObject *o, PyObject *name)
     return v;
 }
 
+/* The stream transport's hot state (StreamTransport.__slots__,
+ * transports/stream.py), read by fast_read here and by StreamWrite (the
+ * write fast path) at its slot's offset: a few instructions where a
+ * look-up by name costs about a hundred and fifty.  Only for a class whose
+ * attribute look-up is object's own (no __getattribute__/__getattr__) and
+ * that resolves every one of these names to a plain writable object slot
+ * (a member descriptor of a class in its MRO): a subclass redefining one
+ * (a property, a class attribute, ...) gets NULL, and the callers their
+ * generic path, which reads each attribute by name.  Reading the slot is
+ * then exactly what the look-up does (a data descriptor wins over the
+ * instance dict); an unset slot (NULL) is the look-up's AttributeError.
+ *
+ * The verdict is kept per class, with the class's version tag: CPython
+ * invalidates that tag whenever the class or one of its bases is modified
+ * (StreamTransport._closing = property(...) after the fact), so the class
+ * is checked again then.  A class without a valid tag (the tags ran out)
+ * is checked at each call: correct, only slower. */
+enum { TA_HANDLE, TA_PROTOCOL, TA_CONTEXT, TA_CLOSING, TA_PAUSED, TA_READING, TA_HELD,
+       TA_BUFFERED, TA_EOF, TA_CONN_LOST, TA_EMPTY_WAITER, N_TA };
+static const char *const ta_text[N_TA] = {
+    "_handle", "_protocol", "_context", "_closing", "_paused", "_reading", "_held",
+    "_buffered", "_eof", "_conn_lost", "_empty_waiter"};
+static PyObject *ta_names[N_TA];  /* interned at the first check */
+
+typedef struct {
+    PyTypeObject *type;   /* borrowed: only compared (with its tag, never reused) */
+    unsigned int tag;
+    int ok;
+    Py_ssize_t off[N_TA];
+} ta_entry;
+#define TA_CACHE 4
+static ta_entry ta_cache[TA_CACHE];
+static int ta_next;
+
+/* The type's version tag when valid, else 0. */
+static inline unsigned int
+ta_tag(PyTypeObject *type)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return type->tp_version_tag;  /* (3.13 zeroes it on change; the flag is unused) */
+#else
+    return (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? type->tp_version_tag : 0;
+#endif
+}
+
+/* Check `type` into *e (ok: every name a plain object slot). */
+static void
+ta_check(PyTypeObject *type, ta_entry *e)
+{
+    e->ok = 0;
+    if (type->tp_getattro != PyObject_GenericGetAttr)
+        return;
+    for (int a = 0; a < N_TA; a++) {
+        if (ta_names[a] == NULL && (ta_names[a] = PyUnicode_InternFromString(ta_text[a])) == NULL) {
+            PyErr_Clear();
+            return;
+        }
+        PyObject *d = _PyType_Lookup(type, ta_names[a]);  /* borrowed; assigns the tag */
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type))
+            return;
+        PyMemberDescrObject *m = (PyMemberDescrObject *)d;
+        if (m->d_member->type != T_OBJECT_EX || (m->d_member->flags & READONLY)
+                || m->d_member->offset <= 0 || !PyType_IsSubtype(type, PyDescr_TYPE(m)))
+            return;
+        e->off[a] = m->d_member->offset;
+    }
+    e->ok = 1;
+}
+
+/* The slot offsets of the hot attributes for instances of `type` (indexed
+ * by TA_*), or NULL: the generic path. */
+static const Py_ssize_t *
+transport_slots(PyTypeObject *type)
+{
+    unsigned int tag = ta_tag(type);
+    if (tag != 0) {
+        for (int i = 0; i < TA_CACHE; i++) {
+            if (ta_cache[i].type == type && ta_cache[i].tag == tag)
+                return ta_cache[i].ok ? ta_cache[i].off : NULL;
+        }
+    }
+    static ta_entry scratch;
+    ta_entry *e = &scratch;
+    ta_check(type, e);
+    tag = ta_tag(type);  /* (assigned by the look-ups when it was not) */
+    if (tag != 0) {
+        ta_cache[ta_next] = scratch;
+        e = &ta_cache[ta_next];
+        e->type = type;
+        e->tag = tag;
+        ta_next = (ta_next + 1) % TA_CACHE;
+    }
+    return e->ok ? e->off : NULL;
+}
+
+/* transport.<name> (TA_* a): from its slot when `off` (transport_slots) is
+ * given, else by name.  A new reference, or NULL without an exception when
+ * it cannot be read (the caller's Python path reads it again and says so). */
+static inline PyObject *
+tr_attr(PyObject *tr, const Py_ssize_t *off, int a, PyObject *name)
+{
+    if (off != NULL)
+        return Py_XNewRef(SLOT(tr, off[a]));
+    return peek_attr(tr, name);
+}
+
 /* ctx.run(obj.<name>, arg): the method is looked up first, outside the
  * context (as Python evaluates Context.run's arguments), then called inside
  * it (PyContext_Enter/Exit: Context.run's own steps; entering a context
@@ -1583,34 +1689,37 @@ fast_read(CoreObject *self, PyObject *h, const char *arena, int nread, int offse
     PyObject *v, *protocol = NULL, *ctx = NULL, *arg = NULL, *r = NULL, *buf = NULL;
     PyObject *handle = NULL, *posted = NULL;
     int rc = 0;
+    /* (The hot attributes at their slots' offsets, or by name: see
+     * transport_slots.) */
+    const Py_ssize_t *off = transport_slots(Py_TYPE(tr));
     /* `_closing`, `_paused` False, `_held` an empty deque; for a read into
      * the arena, `_buffered` False. */
-    if ((v = peek_attr(tr, s_closing)) == NULL)
+    if ((v = tr_attr(tr, off, TA_CLOSING, s_closing)) == NULL)
         goto done;
     Py_DECREF(v);
     if (v != Py_False)
         goto done;
-    if ((v = peek_attr(tr, s_paused)) == NULL)
+    if ((v = tr_attr(tr, off, TA_PAUSED, s_paused)) == NULL)
         goto done;
     Py_DECREF(v);
     if (v != Py_False)
         goto done;
-    if ((v = peek_attr(tr, s_held)) == NULL)
+    if ((v = tr_attr(tr, off, TA_HELD, s_held)) == NULL)
         goto done;
     int held = (PyObject *)Py_TYPE(v) != DequeType || Py_SIZE(v) != 0;
     Py_DECREF(v);
     if (held)
         goto done;
     if (offset >= 0) {
-        if ((v = peek_attr(tr, s_buffered)) == NULL)
+        if ((v = tr_attr(tr, off, TA_BUFFERED, s_buffered)) == NULL)
             goto done;
         Py_DECREF(v);
         if (v != Py_False)
             goto done;
     }
-    if ((ctx = peek_attr(tr, s_context)) == NULL || !PyContext_CheckExact(ctx))
+    if ((ctx = tr_attr(tr, off, TA_CONTEXT, s_context)) == NULL || !PyContext_CheckExact(ctx))
         goto done;
-    if ((protocol = peek_attr(tr, s_protocol)) == NULL)
+    if ((protocol = tr_attr(tr, off, TA_PROTOCOL, s_protocol)) == NULL)
         goto done;
     /* From here on this is the delivery. */
     rc = 1;
@@ -2652,16 +2761,29 @@ StreamWrite_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf,
     if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL || !flat_bytes(args[0], &buf, &len))
         goto python;
     PyObject *data = args[0];
-    /* StreamTransport.write's checks, in its order, each a field test. */
-    PyObject *dict = instance_dict(transport);
-    if (dict == NULL || !dict_is(dict, w_eof, Py_False) || !dict_is(dict, w_empty_waiter, Py_None))
-        goto python;
+    /* StreamTransport.write's checks, in its order, each a field test: at
+     * the slots' offsets (transport_slots, in the completions section), or
+     * in the instance dict for a class that keeps them there. */
+    const Py_ssize_t *off = transport_slots(Py_TYPE(transport));
+    PyObject *dict = NULL;
+    if (off != NULL) {
+        if (SLOT(transport, off[TA_EOF]) != Py_False || SLOT(transport, off[TA_EMPTY_WAITER]) != Py_None)
+            goto python;
+    } else {
+        dict = instance_dict(transport);
+        if (dict == NULL || !dict_is(dict, w_eof, Py_False) || !dict_is(dict, w_empty_waiter, Py_None))
+            goto python;
+    }
     if (len == 0) {  /* `if not data: return` */
         Py_DECREF(transport);
         Py_RETURN_NONE;
     }
-    if (!dict_is(dict, w_conn_lost, WZero) || !dict_is(dict, w_handle, self->handle))
+    if (off != NULL) {
+        if (SLOT(transport, off[TA_CONN_LOST]) != WZero || SLOT(transport, off[TA_HANDLE]) != self->handle)
+            goto python;
+    } else if (!dict_is(dict, w_conn_lost, WZero) || !dict_is(dict, w_handle, self->handle)) {
         goto python;
+    }
     PyObject *queued = *(PyObject **)((char *)self->handle + self->queued_off);
     if (queued == NULL || !PyAnySet_CheckExact(queued) || PySet_GET_SIZE(queued) != 0)
         goto python;  /* (the Python method queues behind the writes in flight) */

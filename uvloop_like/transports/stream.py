@@ -48,6 +48,15 @@ class StreamTransport(TransportErrors, StreamReading, _transports._FlowControlMi
     _start_tls_compatible = True
     _sendfile_compatible = _SENDFILE_TRY_NATIVE
 
+    # The state the native core's read and write paths (_core.c) test on
+    # every read and write lives in slots, read there at a fixed offset (a
+    # few instructions; an attribute look-up costs about a hundred and fifty).
+    # The instance keeps its __dict__ (the mixins have none of their own), so
+    # nothing else changes; a subclass redefining one of these names (a
+    # property, say) sends the native core to the generic path.
+    __slots__ = ("_handle", "_protocol", "_context", "_closing", "_paused", "_reading", "_held",
+                 "_buffered", "_eof", "_conn_lost", "_empty_waiter")
+
     def __init__(self, loop, handle, protocol, waiter=None, extra=None, server=None, sock=None,
                  fileobj=None):
         extra = dict(extra or {})
