@@ -84,6 +84,17 @@ static PyObject *s_closed, *s_slow_handles, *s_debug, *s_ready, *s_scheduled,
 
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
+/* A call's result, done with: -1 if it failed (its error set), else `ok`
+ * (the reference dropped). */
+static inline int
+consume(PyObject *r, int ok)
+{
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return ok;
+}
+
 /* The loop's state the core reads at its hot points: Loop.__slots__ (loop.py),
  * read at their offsets (a few instructions; a look-up in the instance dict
  * costs about a hundred).  Python code sets them as ever (loop._debug = True,
@@ -486,10 +497,11 @@ loop_time(CoreObject *self)
     return PyObject_CallMethodNoArgs(self->loop, s_time);
 }
 
-/* fn(loop, *args, **kw) through vectorcall: the Python core's method. */
+/* fn(first, *args, **kw) through vectorcall (args: the positional, then
+ * the keyword values, as a vectorcall receives them). */
 static PyObject *
-call_python(CoreObject *self, PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
-            PyObject *kwnames)
+call_with_first(PyObject *fn, PyObject *first, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
 {
     PyObject *small[8];
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -500,13 +512,21 @@ call_python(CoreObject *self, PyObject *fn, PyObject *const *args, Py_ssize_t na
         if (stack == NULL)
             return PyErr_NoMemory();
     }
-    stack[0] = self->loop;
+    stack[0] = first;
     for (Py_ssize_t i = 0; i < nargs + nkw; i++)
         stack[i + 1] = args[i];
     PyObject *res = PyObject_Vectorcall(fn, stack, nargs + 1, kwnames);
     if (stack != small)
         PyMem_Free(stack);
     return res;
+}
+
+/* fn(loop, *args, **kw): the Python core's method. */
+static PyObject *
+call_python(CoreObject *self, PyObject *fn, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
+{
+    return call_with_first(fn, self->loop, args, nargs, kwnames);
 }
 
 /* Is this keyword name "context"?  By identity for the interned name and
@@ -1467,10 +1487,7 @@ process_python(CoreObject *self, Py_ssize_t start, Py_ssize_t end)
         r = PyObject_VectorcallMethod(s_process, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     Py_XDECREF(args[1]);
     Py_XDECREF(args[2]);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    return consume(r, 0);
 }
 
 /* An exception interrupts the batch at completion `next`: LoopCore._save
@@ -1662,10 +1679,7 @@ guard_error(PyObject *tr, PyObject *msg)
     PyObject *r = call_handling(fatal, args, 2, exc);
     Py_DECREF(fatal);
     Py_DECREF(exc);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 1;
+    return consume(r, 1);
 }
 
 /* A read of nread bytes for the stream handle h: at arena offset
@@ -1897,41 +1911,17 @@ report_error(CoreObject *self, PyObject *handle)
 {
     if (PyErr_ExceptionMatches(ExitExceptions))
         return -1;
-#if PY_VERSION_HEX >= 0x030C0000
-    PyObject *exc = PyErr_GetRaisedException();
-#else
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (tb != NULL) {
-        PyException_SetTraceback(exc, tb);
-        Py_DECREF(tb);
-    }
-    Py_DECREF(type);
-#endif
+    PyObject *exc = fetch_exc();
     if (exc == NULL)
         return 0;
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *saved = PyErr_GetHandledException();
-    PyErr_SetHandledException(exc);
-#else
-    PyObject *st, *sv, *stb;
-    PyErr_GetExcInfo(&st, &sv, &stb);
-    PyObject *etb = PyException_GetTraceback(exc);
-    PyErr_SetExcInfo(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc), etb);
-#endif
-    PyObject *r = PyObject_CallMethodObjArgs(self->loop, s_report_error, handle, exc, NULL);
-#if PY_VERSION_HEX >= 0x030B0000
-    PyErr_SetHandledException(saved);
-    Py_XDECREF(saved);
-#else
-    PyErr_SetExcInfo(st, sv, stb);
-#endif
+    PyObject *r = NULL, *report = PyObject_GetAttr(self->loop, s_report_error);
+    if (report != NULL) {
+        PyObject *args[2] = {handle, exc};
+        r = call_handling(report, args, 2, exc);
+        Py_DECREF(report);
+    }
     Py_DECREF(exc);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    return consume(r, 0);
 }
 
 /* context.run(callback, *args) for anything that is not a Handle we know. */
@@ -2192,10 +2182,7 @@ report_if_slow(CoreObject *self, PyObject *h, double dt)
         return -1;
     PyObject *r = PyObject_CallMethodObjArgs(self->loop, s_call_slow_hook, h, seconds, NULL);
     Py_DECREF(seconds);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    return consume(r, 0);
 }
 
 /* The ready handles of one iteration with a slow-callback hook set: each
@@ -2228,10 +2215,7 @@ run_ready_hooked(CoreObject *self, PyObject *popleft, Py_ssize_t ntodo, uint64_t
             if (e < 0)
                 return -1;
             PyObject *r = PyObject_CallMethod(self->loop, "_run_ready_debug", "n", ntodo);
-            if (r == NULL)
-                return -1;
-            Py_DECREF(r);
-            return 0;
+            return consume(r, 0);
         }
     }
     return 0;
@@ -2610,22 +2594,17 @@ static PyObject *
 writer_python(WriterObject *self, PyObject *transport, PyObject *const *args, size_t nargsf,
               PyObject *kwnames)
 {
-    PyObject *small[8];
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    Py_ssize_t total = nargs + nkw + 1;
-    PyObject **stack = small;
-    if (total > 8) {
-        stack = PyMem_Malloc(total * sizeof(PyObject *));
-        if (stack == NULL)
-            return PyErr_NoMemory();
-    }
-    stack[0] = transport;
-    for (Py_ssize_t i = 0; i < nargs + nkw; i++)
-        stack[i + 1] = args[i];
-    PyObject *res = PyObject_Vectorcall(self->py_method, stack, nargs + 1, kwnames);
-    if (stack != small)
-        PyMem_Free(stack);
+    return call_with_first(self->py_method, transport, args, PyVectorcall_NARGS(nargsf), kwnames);
+}
+
+/* The fast path's way out: the Python method, unless a look-up failed (its
+ * error is set: raise it).  Consumes the reference to transport. */
+static PyObject *
+writer_fallback(WriterObject *self, PyObject *transport, PyObject *const *args, size_t nargsf,
+                PyObject *kwnames)
+{
+    PyObject *res = PyErr_Occurred() ? NULL : writer_python(self, transport, args, nargsf, kwnames);
+    Py_DECREF(transport);
     return res;
 }
 
@@ -2704,10 +2683,7 @@ handle_exception(PyObject *handler_owner, PyObject *handler_name, PyObject *extr
     PyObject *r = PyObject_CallMethodObjArgs(handler_owner, handler_name, value, extra, NULL);
     Py_DECREF(value);
     PyErr_SetExcInfo(st, sv, stb);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    return consume(r, 0);
 }
 
 /* What StreamTransport.write does after a try-write that took k of len
@@ -2827,13 +2803,7 @@ StreamWrite_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf,
     Py_DECREF(transport);
     return res;
 python:
-    if (PyErr_Occurred()) {  /* (a failed dict look-up: the Python path says it) */
-        Py_DECREF(transport);
-        return NULL;
-    }
-    res = writer_python(self, transport, args, nargsf, kwnames);
-    Py_DECREF(transport);
-    return res;
+    return writer_fallback(self, transport, args, nargsf, kwnames);
 }
 
 /* transport.sendto(data, addr=None) (UDPTransport.sendto): a non-empty bytes
@@ -2930,13 +2900,7 @@ DatagramSend_vectorcall(WriterObject *self, PyObject *const *args, size_t nargsf
     Py_DECREF(transport);
     return res;
 python:
-    if (PyErr_Occurred()) {
-        Py_DECREF(transport);
-        return NULL;
-    }
-    res = writer_python(self, transport, args, nargsf, kwnames);
-    Py_DECREF(transport);
-    return res;
+    return writer_fallback(self, transport, args, nargsf, kwnames);
 }
 
 /* The offset of the object slot `name` of obj's class (0, or -1 with
@@ -3061,37 +3025,31 @@ static PyMemberDef Writer_members[] = {
     {NULL},
 };
 
-static PyTypeObject StreamWriteType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "uvloop_like._core.StreamWrite",
-    .tp_doc = "StreamTransport.write's fast path, bound to one transport (native core).",
-    .tp_basicsize = sizeof(WriterObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_new = StreamWrite_new,
-    .tp_dealloc = (destructor)Writer_dealloc,
-    .tp_traverse = (traverseproc)Writer_traverse,
-    .tp_clear = (inquiry)Writer_clear,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(WriterObject, vectorcall),
-    .tp_repr = (reprfunc)Writer_repr,
-    .tp_members = Writer_members,
-};
+/* Both writer types are one WriterObject layout; they differ in name, doc
+ * and constructor only. */
+#define WRITER_TYPE(name, doc, new_fn) {                                              \
+    PyVarObject_HEAD_INIT(NULL, 0)                                                     \
+    .tp_name = "uvloop_like._core." name,                                              \
+    .tp_doc = doc,                                                                     \
+    .tp_basicsize = sizeof(WriterObject),                                              \
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,   \
+    .tp_new = new_fn,                                                                  \
+    .tp_dealloc = (destructor)Writer_dealloc,                                          \
+    .tp_traverse = (traverseproc)Writer_traverse,                                      \
+    .tp_clear = (inquiry)Writer_clear,                                                 \
+    .tp_call = PyVectorcall_Call,                                                      \
+    .tp_vectorcall_offset = offsetof(WriterObject, vectorcall),                        \
+    .tp_repr = (reprfunc)Writer_repr,                                                  \
+    .tp_members = Writer_members,                                                      \
+}
 
-static PyTypeObject DatagramSendType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "uvloop_like._core.DatagramSend",
-    .tp_doc = "UDPTransport.sendto's fast path, bound to one transport (native core).",
-    .tp_basicsize = sizeof(WriterObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_new = DatagramSend_new,
-    .tp_dealloc = (destructor)Writer_dealloc,
-    .tp_traverse = (traverseproc)Writer_traverse,
-    .tp_clear = (inquiry)Writer_clear,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(WriterObject, vectorcall),
-    .tp_repr = (reprfunc)Writer_repr,
-    .tp_members = Writer_members,
-};
+static PyTypeObject StreamWriteType = WRITER_TYPE(
+    "StreamWrite", "StreamTransport.write's fast path, bound to one transport (native core).",
+    StreamWrite_new);
+
+static PyTypeObject DatagramSendType = WRITER_TYPE(
+    "DatagramSend", "UDPTransport.sendto's fast path, bound to one transport (native core).",
+    DatagramSend_new);
 
 /* The section's module state, and its two types on the module. */
 static int
