@@ -2,7 +2,11 @@
 
 Reads: libuv reads into the loop's arena (or, for a BufferedProtocol, into
 the buffer posted with ``post_buffer``); each read is one ``UVL_EV_READ``
-completion, dispatched to ``on_read(nread, offset)`` after uv_run returns.
+completion, dispatched after uv_run returns: by ``LoopCore.process`` to
+the owner's ``_on_read(nread, data)`` (data: the read's bytes, or None for
+a read into the posted buffer), or on the native core by _core.c's
+completions section, which does StreamReading._on_read's work itself when
+it can reproduce it exactly.
 Writes: ``try_write`` first; what the kernel did not take goes to
 ``write``, which makes one ``WriteRequest`` per uv_write: the request, the
 data libuv points at and its size live together until libuv completes it

@@ -2,7 +2,8 @@
 
 Receiving: libuv reads each datagram into the loop's arena, behind a header
 that holds the sender's sockaddr (uvl.c, udp section); each one is one
-``UVL_EV_RECV`` completion, which ``LoopCore.process`` hands to
+``UVL_EV_RECV`` completion, which ``LoopCore.process`` (on the native core:
+_core.c's completions section, doing the owner's work itself) hands to
 ``on_recv(data, sockaddr)`` as two ``bytes`` (the datagram, and the raw
 sockaddr that keys the owner's address cache), or ``on_recv(status, None)``
 for an error the socket reported (ECONNREFUSED after an ICMP port
