@@ -493,6 +493,17 @@ def _blocks():
     return sys.getallocatedblocks()
 
 
+def _assert_flat(loop, main):
+    """Run ``main()`` (which returns the allocated-block counts before and
+    after its measured work) on ``loop``, close the loop, and check that
+    the count stayed flat."""
+    try:
+        before, after = loop.run_until_complete(asyncio.wait_for(main(), 280))
+    finally:
+        loop.close()
+    assert after - before < 2000, (before, after)
+
+
 @_NO_BLOCK_COUNT
 @pytest.mark.timeout(300)
 def test_no_leak_over_many_reads_and_errors():
@@ -554,11 +565,7 @@ def test_no_leak_over_many_reads_and_errors():
             await server.wait_closed()
         return before, after
 
-    try:
-        before, after = loop.run_until_complete(asyncio.wait_for(main(), 280))
-    finally:
-        loop.close()
-    assert after - before < 2000, (before, after)
+    _assert_flat(loop, main)
 
 
 @_NO_BLOCK_COUNT
@@ -601,11 +608,7 @@ def test_no_leak_over_many_datagrams():
             await asyncio.sleep(0)
         return before, after
 
-    try:
-        before, after = loop.run_until_complete(asyncio.wait_for(main(), 280))
-    finally:
-        loop.close()
-    assert after - before < 2000, (before, after)
+    _assert_flat(loop, main)
 
 
 def _uvloop_like_echo_once(loop, setup):
