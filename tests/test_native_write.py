@@ -138,18 +138,6 @@ def test_write_with_wrong_arguments_raises_type_error(loop):
     run(loop, main())
 
 
-def test_write_of_a_non_contiguous_view_is_a_fatal_error_as_stdlib(loop, exc_handler):
-    async def main():
-        tr, pr, peer = await _unix_pair(loop)
-        assert tr.write(memoryview(b"abcdef")[::2]) is None  # no exception at the call
-        exc = await pr.lost
-        assert isinstance(exc, BufferError)
-        assert [type(e) for e in exc_handler.exceptions()] == [BufferError]
-        assert exc_handler[0]["message"] == "Fatal write error on socket transport"
-        peer.close()
-    run(loop, main())
-
-
 def test_write_after_write_eof_raises(loop):
     async def main():
         tr, pr, peer = await _unix_pair(loop)
