@@ -243,6 +243,23 @@ def test_writelines_non_contiguous_memoryview_raises_at_the_call(loop, request):
 # --- write() of buffers: every kind and size sends its bytes --------------------------
 
 
+async def _writes_arrive_in_order(loop, pieces):
+    """write() each piece on a unix socketpair transport: the peer gets all
+    their bytes, in order, and the transport stays open; then both close."""
+    tr, rec, peer, sink = await _unix_pair(loop)
+    expected = bytearray()
+    for data in pieces:
+        tr.write(data)
+        expected += memoryview(data).cast("B")
+    await sink.wait_for_bytes(len(expected))
+    assert bytes(sink.data) == bytes(expected)
+    assert not tr.is_closing()
+    tr.close()
+    peer.close()
+    await rec.lost
+    await sink.lost
+
+
 def test_write_of_buffers_sends_their_bytes_in_order(loop):
     """bytes, bytearray, a view of a bytearray and a view of bytes
     (uvloop_like hands bytes to C as they are and the others as an export of
@@ -259,18 +276,7 @@ def test_write_of_buffers_sends_their_bytes_in_order(loop):
         return out
 
     async def main():
-        tr, rec, peer, sink = await _unix_pair(loop)
-        expected = bytearray()
-        for data in pieces():
-            tr.write(data)
-            expected += memoryview(data).cast("B")
-        await sink.wait_for_bytes(len(expected))
-        assert bytes(sink.data) == bytes(expected)
-        assert not tr.is_closing()
-        tr.close()
-        peer.close()
-        await rec.lost
-        await sink.lost
+        await _writes_arrive_in_order(loop, pieces())
     run(loop, main())
 
 
@@ -284,19 +290,8 @@ def test_write_of_a_view_of_wider_items_queued_sends_its_bytes(loop, request):
                                 "progress in items, not bytes: IndexError (a fatal write error)"))
 
     async def main():
-        tr, rec, peer, sink = await _unix_pair(loop)
-        first = os.urandom(4 * 1024 * 1024)
-        wide = memoryview(bytearray(os.urandom(4096))).cast("I")
-        tr.write(first)
-        tr.write(wide)
-        expected = first + wide.tobytes()
-        await sink.wait_for_bytes(len(expected))
-        assert bytes(sink.data) == expected
-        assert not tr.is_closing()
-        tr.close()
-        peer.close()
-        await rec.lost
-        await sink.lost
+        await _writes_arrive_in_order(
+            loop, [os.urandom(4 * 1024 * 1024), memoryview(bytearray(os.urandom(4096))).cast("I")])
     run(loop, main())
 
 
